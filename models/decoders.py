@@ -1,0 +1,80 @@
+"""Observation models p(x | z): each maps z (..., d) to a distribution with batch shape (..., D)."""
+
+from __future__ import annotations
+
+import pyro.distributions as dist
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from .networks import mlp
+
+
+class GaussianDecoder(nn.Module):
+    """p(x_j | z) = N(mu_j(z), sigma_j(z)^2): mean head linear, scale head softplus."""
+
+    has_rsample = True
+
+    def __init__(self, latent_dim: int, n_features: int, hidden: int = 128,
+                 min_scale: float = 1e-3) -> None:
+        super().__init__()
+        self.trunk = mlp(latent_dim, hidden)
+        self.loc = nn.Linear(hidden, n_features)
+        self.scale = nn.Linear(hidden, n_features)
+        self.min_scale = min_scale
+
+    def forward(self, z: torch.Tensor) -> dist.Distribution:
+        h = self.trunk(z)
+        return dist.Normal(self.loc(h), F.softplus(self.scale(h)) + self.min_scale)
+
+
+class StudentTDecoder(nn.Module):
+    """p(x_j | z) = t_{nu_j(z)}(mu_j(z), sigma_j(z)), nu_j(z) = 3 + softplus(.): a finite variance."""
+
+    has_rsample = True
+
+    def __init__(self, latent_dim: int, n_features: int, hidden: int = 128,
+                 min_scale: float = 1e-3) -> None:
+        super().__init__()
+        self.trunk = mlp(latent_dim, hidden)
+        self.loc = nn.Linear(hidden, n_features)
+        self.scale = nn.Linear(hidden, n_features)
+        self.df = nn.Linear(hidden, n_features)
+        self.min_scale = min_scale
+
+    def forward(self, z: torch.Tensor) -> dist.Distribution:
+        h = self.trunk(z)
+        scale = F.softplus(self.scale(h)) + self.min_scale
+        return dist.StudentT(3.0 + F.softplus(self.df(h)), self.loc(h), scale)
+
+
+class BernoulliDecoder(nn.Module):
+    """p(x_j | z) = Bernoulli(sigmoid(f_j(z))), for binary features."""
+
+    has_rsample = False
+
+    def __init__(self, latent_dim: int, n_features: int, hidden: int = 128) -> None:
+        super().__init__()
+        self.trunk = mlp(latent_dim, hidden)
+        self.logits = nn.Linear(hidden, n_features)
+
+    def forward(self, z: torch.Tensor) -> dist.Distribution:
+        return dist.Bernoulli(logits=self.logits(self.trunk(z)))
+
+
+class LinearGaussianDecoder(nn.Module):
+    """The "PPCA-like" decoder: p(x | z) = N(W z + b, sigma^2 I), one sigma for all features."""
+
+    has_rsample = True
+
+    def __init__(self, latent_dim: int, n_features: int, min_scale: float = 1e-3) -> None:
+        super().__init__()
+        self.loc = nn.Linear(latent_dim, n_features)
+        self.raw_scale = nn.Parameter(torch.zeros(()))
+        self.min_scale = min_scale
+        self.n_features = n_features
+
+    def forward(self, z: torch.Tensor) -> dist.Distribution:
+        loc = self.loc(z)
+        scale = (F.softplus(self.raw_scale) + self.min_scale).expand(loc.shape)
+        return dist.Normal(loc, scale)

@@ -1,0 +1,93 @@
+"""Parts registered by name, a configuration that names them, and the assembly.
+
+A variant is a :class:`ModelConfig`; ``build_model(config)`` composes the parts into one
+:class:`~models.program.NotMIWAE` program. Experiment names such as
+``notmiwae-ppca:selfmasking`` are parsed by :func:`config_from_name`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Callable
+
+from torch import nn
+
+from . import decoders, missingness
+from .encoders import GaussianEncoder
+from .priors import StandardNormalPrior
+from .program import NotMIWAE
+
+DECODERS: dict[str, Callable[..., nn.Module]] = {
+    "gaussian": lambda latent, d, hidden: decoders.GaussianDecoder(latent, d, hidden),
+    "studentt": lambda latent, d, hidden: decoders.StudentTDecoder(latent, d, hidden),
+    "bernoulli": lambda latent, d, hidden: decoders.BernoulliDecoder(latent, d, hidden),
+    "linear-gaussian": lambda latent, d, hidden: decoders.LinearGaussianDecoder(latent, d),
+}
+
+MISSING_MODELS: dict[str, Callable[[int], nn.Module] | None] = {
+    "ignorable": None,
+    "selfmasking": missingness.SelfMasking,
+    "selfmasking_known": missingness.SelfMaskingKnown,
+    "linear": missingness.LinearMissing,
+    "nonlinear": missingness.NonlinearMissing,
+}
+
+PRIORS: dict[str, Callable[[int], nn.Module]] = {"normal": StandardNormalPrior}
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Everything needed to rebuild a model: saved in every checkpoint."""
+
+    n_features: int
+    latent_dim: int | None = None  # default: n_features - 1
+    decoder: str = "gaussian"
+    missing: str = "selfmasking_known"
+    prior: str = "normal"
+    hidden: int = 128
+
+    def __post_init__(self) -> None:
+        for field, table in (("decoder", DECODERS), ("missing", MISSING_MODELS),
+                             ("prior", PRIORS)):
+            value = getattr(self, field)
+            if value not in table:
+                raise ValueError(f"unknown {field} {value!r}; choose from {sorted(table)}")
+        if self.n_features < 1:
+            raise ValueError(f"n_features must be >= 1, got {self.n_features}")
+
+    @property
+    def latent(self) -> int:
+        return self.latent_dim or max(self.n_features - 1, 1)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def build_model(config: ModelConfig) -> NotMIWAE:
+    """Compose prior, decoder, encoder and missing model into one program."""
+    d, latent = config.n_features, config.latent
+    make_missing = MISSING_MODELS[config.missing]
+    return NotMIWAE(
+        prior=PRIORS[config.prior](latent),
+        decoder=DECODERS[config.decoder](latent, d, config.hidden),
+        encoder=GaussianEncoder(d, latent, config.hidden),
+        missingness=None if make_missing is None else make_missing(d),
+    )
+
+
+FAMILIES = {"miwae": ("gaussian", "ignorable"), "ppca": ("linear-gaussian", "ignorable"),
+            "notmiwae": ("gaussian", None), "notmiwae-ppca": ("linear-gaussian", None)}
+
+
+def config_from_name(name: str, n_features: int, **overrides) -> ModelConfig:
+    """``miwae``, ``ppca``, ``notmiwae:<missing>`` or ``notmiwae-ppca:<missing>``."""
+    family, _, missing = name.partition(":")
+    if family not in FAMILIES:
+        raise ValueError(f"unknown model {name!r}; families are {sorted(FAMILIES)}")
+    decoder, fixed_missing = FAMILIES[family]
+    if (fixed_missing is None) == (not missing):
+        need = "needs ':<missing model>'" if fixed_missing is None else "takes no ':<missing>'"
+        raise ValueError(f"model {name!r}: {family} {need}; missing models are "
+                         f"{sorted(m for m in MISSING_MODELS if m != 'ignorable')}")
+    return ModelConfig(n_features=n_features, decoder=decoder,
+                       missing=fixed_missing or missing, **overrides)

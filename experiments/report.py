@@ -1,0 +1,57 @@
+"""Tables and plots of experiment runs (a pandas frame with dataset, model, seed, rmse)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+
+def summarise(runs: pd.DataFrame, value: str = "rmse") -> pd.DataFrame:
+    """Mean, standard error (sd / sqrt(n), ddof=1) and n per (model, dataset)."""
+    grouped = runs.groupby(["model", "dataset"], sort=False)[value]
+    out = grouped.agg(mean="mean", sd="std", n="count").reset_index()
+    out["se"] = out["sd"] / np.sqrt(out["n"])
+    return out
+
+
+def markdown_table(runs: pd.DataFrame, value: str = "rmse") -> str:
+    """A row per model, a column per data set: 'mean ± s.e. (n)', like the paper's Table 1."""
+    summary = summarise(runs, value)
+    datasets = list(dict.fromkeys(runs["dataset"]))
+    models = list(dict.fromkeys(runs["model"]))
+    cells = {(r.model, r.dataset): _cell(r) for r in summary.itertuples()}
+    lines = ["| model | " + " | ".join(datasets) + " |",
+             "|---|" + "---|" * len(datasets)]
+    for model in models:
+        lines.append(f"| {model} | " + " | ".join(cells.get((model, d), "-") for d in datasets)
+                     + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _cell(r) -> str:
+    se = "" if r.n < 2 else f" ± {r.se:.2f}"
+    return f"{r.mean:.2f}{se} (n={r.n})"
+
+
+def plot_table(runs: pd.DataFrame, path: str, value: str = "rmse") -> None:
+    """Grouped bars (one group per data set, one bar per model) with standard-error bars."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    summary = summarise(runs, value)
+    datasets = list(dict.fromkeys(runs["dataset"]))
+    models = list(dict.fromkeys(runs["model"]))
+    width = 0.8 / len(models)
+    fig, ax = plt.subplots(figsize=(1.2 + 1.6 * len(datasets) + 0.2 * len(models), 4))
+    for i, model in enumerate(models):
+        part = summary[summary["model"] == model].set_index("dataset").reindex(datasets)
+        ax.bar(np.arange(len(datasets)) + (i - (len(models) - 1) / 2) * width, part["mean"],
+               width, yerr=part["se"].fillna(0), label=model, capsize=2)
+    ax.set_xticks(np.arange(len(datasets)), datasets)
+    ax.set_ylabel(f"imputation {value.upper()} (standardised)")
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

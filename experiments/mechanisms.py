@@ -9,7 +9,8 @@ def standardise(x: np.ndarray) -> np.ndarray:
     """Every column to mean 0 and standard deviation 1 (population sd, ddof=0)."""
     sd = x.std(axis=0)
     if np.any(sd == 0):
-        raise ValueError(f"constant column(s) {np.flatnonzero(sd == 0).tolist()}: cannot standardise")
+        columns = np.flatnonzero(sd == 0).tolist()
+        raise ValueError(f"constant column(s) {columns}: cannot standardise")
     return (x - x.mean(axis=0)) / sd
 
 

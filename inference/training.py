@@ -88,7 +88,7 @@ def fit(model_config: ModelConfig, x: torch.Tensor, mask: torch.Tensor,
     batches = minibatches(len(x), train_config.batch_size, generator)
     start = time.perf_counter()
     with pyro.validation_enabled(False):
-        for it, idx in zip(bar, batches):
+        for it, idx in zip(bar, batches, strict=False):
             history[it] = step(x[idx], mask[idx])
             if progress and it % 200 == 199:
                 bar.set_postfix(bound=f"{history[max(0, it - 999):it + 1].mean():.3f}")

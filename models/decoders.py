@@ -29,7 +29,7 @@ class GaussianDecoder(nn.Module):
 
 
 class StudentTDecoder(nn.Module):
-    """p(x_j | z) = t_{nu_j(z)}(mu_j(z), sigma_j(z)), nu_j(z) = 3 + softplus(.): a finite variance."""
+    """p(x_j | z) = t_nu(mu_j(z), sigma_j(z)), nu_j(z) = 3 + softplus(.) (finite variance)."""
 
     has_rsample = True
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable, Mapping
+from collections.abc import Callable, Mapping
 
 import pyro.distributions as dist
 from pyro.poutine.guide import GuideMessenger

@@ -7,8 +7,8 @@ A variant is a :class:`ModelConfig`; ``build_model(config)`` composes the parts 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Callable
 
 from torch import nn
 

@@ -1,0 +1,85 @@
+"""Imputation: observed entries untouched, weights equal to the hand-written formula."""
+
+import pyro
+import pytest
+import torch
+
+from inference import imputation
+from inference.importance import log_importance_weights
+from inference.imputation import impute, multiple_impute
+from inference.reference import reference_log_weights
+from tests.conftest import toy_data, toy_program
+from tests.test_bound import noise_of
+
+
+@pytest.mark.parametrize("estimator", ["mean", "sample"])
+@pytest.mark.parametrize("missing", ["ignorable", "selfmasking_known", "linear"])
+def test_snis_imputation_matches_hand_written_weights(missing, estimator):
+    program = toy_program(missing)
+    x, mask, _ = toy_data()
+    L = 40
+    pyro.set_rng_seed(7)
+    got = impute(program, x, mask, L, estimator=estimator, sample_chunk=L)
+    pyro.set_rng_seed(7)
+    with torch.no_grad():
+        _, trace = log_importance_weights(program, x, mask, L)
+        eps_z, eps_x = noise_of(program, x, trace)
+        w = torch.softmax(reference_log_weights(program, x, mask, eps_z, eps_x), 0)  # (L, N)
+        q = program.encoder(x).base_dist
+        p_x = program.decoder(q.loc + q.scale * eps_z)
+        value = p_x.loc if estimator == "mean" else p_x.loc + p_x.scale * eps_x
+        expected = torch.where(mask, x, (w.unsqueeze(-1) * value).sum(0))
+    torch.testing.assert_close(got, expected, rtol=0, atol=1e-9)
+
+
+def test_streamed_chunks_equal_one_pass(monkeypatch):
+    """The running log-sum-exp over chunks is the same SNIS estimate as one big softmax."""
+    g = torch.Generator().manual_seed(0)
+    chunks = [(torch.randn(s, 3, generator=g, dtype=torch.float64) * 4,
+               torch.randn(s, 3, 2, generator=g, dtype=torch.float64),
+               torch.randn(s, 3, 2, generator=g, dtype=torch.float64)) for s in (5, 1, 7)]
+    monkeypatch.setattr(imputation, "_weighted_chunks", lambda *a: iter(chunks))
+    x = torch.zeros(3, 2, dtype=torch.float64)
+    got = imputation._snis(None, x, None, 13, 5, "mean")
+    log_w = torch.cat([c[0] for c in chunks])
+    mean = torch.cat([c[1] for c in chunks])
+    torch.testing.assert_close(got, (torch.softmax(log_w, 0).unsqueeze(-1) * mean).sum(0))
+
+
+def test_resampling_draws_in_proportion_to_weights(monkeypatch):
+    """SIR over chunks picks sample l with probability w~_l."""
+    log_w = torch.log(torch.tensor([0.1, 0.2, 0.3, 0.4], dtype=torch.float64)).unsqueeze(-1)
+    values = torch.arange(4.0, dtype=torch.float64).reshape(4, 1, 1)
+    chunks = [(log_w[:1], values[:1], values[:1]), (log_w[1:3], values[1:3], values[1:3]),
+              (log_w[3:], values[3:], values[3:])]
+    monkeypatch.setattr(imputation, "_weighted_chunks", lambda *a: iter(chunks))
+    torch.manual_seed(0)
+    draws = imputation._sir(None, torch.zeros(1, 1, dtype=torch.float64), None, 20000, 4, 2)
+    freq = torch.bincount(draws.flatten().long(), minlength=4) / 20000
+    torch.testing.assert_close(freq, torch.tensor([0.1, 0.2, 0.3, 0.4]), atol=0.015, rtol=0)
+
+
+@pytest.mark.parametrize("estimator", ["mean", "sample"])
+def test_observed_entries_never_change_and_every_missing_one_is_filled(estimator):
+    program = toy_program("selfmasking_known")
+    x, mask, _ = toy_data(n=30)
+    out = impute(program, x, mask, 50, estimator=estimator, row_batch=7, sample_chunk=13)
+    assert torch.equal(out[mask], x[mask])
+    assert torch.isfinite(out).all()
+    assert (out[~mask] != 0).all()
+    many = multiple_impute(program, x, mask, m=4, num_samples=50, row_batch=7, sample_chunk=13)
+    assert many.shape == (4, 30, 5)
+    assert torch.equal(many[:, mask], x[mask].expand(4, -1))
+    assert torch.isfinite(many).all()
+    assert not torch.equal(many[0][~mask], many[1][~mask])  # the draws differ
+
+
+def test_bad_input_is_named():
+    program = toy_program()
+    x, mask, _ = toy_data()
+    with pytest.raises(ValueError, match="NaN"):
+        impute(program, torch.where(mask, x, torch.nan), mask, 10)
+    with pytest.raises(ValueError, match="estimator"):
+        impute(program, x, mask, 10, estimator="median")
+    with pytest.raises(ValueError, match="mask"):
+        impute(program, x, mask[:, :2], 10)

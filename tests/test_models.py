@@ -1,0 +1,34 @@
+"""Model names, configurations and the parts they assemble."""
+
+import pytest
+
+from models import ModelConfig, build_model, config_from_name
+from models.decoders import LinearGaussianDecoder
+from models.missingness import SelfMaskingKnown
+
+
+def test_names_build_the_documented_variants():
+    miwae = build_model(config_from_name("miwae", 6))
+    assert miwae.missingness is None
+    assert miwae.prior.latent_dim == 5  # default D - 1
+    ppca = build_model(config_from_name("notmiwae-ppca:selfmasking_known", 6))
+    assert isinstance(ppca.decoder, LinearGaussianDecoder)
+    assert isinstance(ppca.missingness, SelfMaskingKnown)
+    assert config_from_name("notmiwae:linear", 6, latent_dim=2).latent == 2
+
+
+@pytest.mark.parametrize("name, message", [
+    ("notmiwae", "needs ':<missing model>'"),
+    ("miwae:linear", "takes no"),
+    ("notmiwae:selfmask", "unknown missing 'selfmask'"),
+    ("vae", "unknown model 'vae'"),
+])
+def test_bad_names_are_named(name, message):
+    with pytest.raises(ValueError, match=message):
+        config_from_name(name, 4)
+
+
+def test_discrete_decoder_refuses_a_non_ignorable_missing_model():
+    with pytest.raises(ValueError, match="cannot reparameterize"):
+        build_model(ModelConfig(n_features=3, decoder="bernoulli", missing="linear"))
+    assert build_model(ModelConfig(n_features=3, decoder="bernoulli", missing="ignorable"))

@@ -22,6 +22,7 @@ import torch
 
 from models.program import NotMIWAE
 
+from .device import flush_denormals
 from .importance import log_importance_weights
 
 ESTIMATORS = ("mean", "sample")
@@ -62,7 +63,7 @@ def impute(program: NotMIWAE, x: torch.Tensor, mask: torch.Tensor, num_samples: 
     if seed is not None:
         pyro.set_rng_seed(seed)
     out = x.clone()
-    with pyro.validation_enabled(False):
+    with pyro.validation_enabled(False), flush_denormals():
         for start in range(0, len(x), row_batch):
             rows = slice(start, start + row_batch)
             x_hat = _snis(program, x[rows], mask[rows], num_samples, sample_chunk, estimator)
@@ -94,7 +95,7 @@ def multiple_impute(program: NotMIWAE, x: torch.Tensor, mask: torch.Tensor, m: i
     if seed is not None:
         pyro.set_rng_seed(seed)
     out = x.expand(m, *x.shape).clone()
-    with pyro.validation_enabled(False):
+    with pyro.validation_enabled(False), flush_denormals():
         for start in range(0, len(x), row_batch):
             rows = slice(start, start + row_batch)
             draws = _sir(program, x[rows], mask[rows], m, num_samples, sample_chunk)

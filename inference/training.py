@@ -22,7 +22,7 @@ from models.guide import AmortizedGuide
 from models.program import MAX_PLATE_NESTING, NotMIWAE
 from models.registry import ModelConfig, build_model
 
-from .device import default_device
+from .device import default_device, flush_denormals
 from .importance import iw_bound, log_importance_weights
 
 
@@ -87,7 +87,7 @@ def fit(model_config: ModelConfig, x: torch.Tensor, mask: torch.Tensor,
                mininterval=1.0)
     batches = minibatches(len(x), train_config.batch_size, generator)
     start = time.perf_counter()
-    with pyro.validation_enabled(False):
+    with pyro.validation_enabled(False), flush_denormals():
         for it, idx in zip(bar, batches, strict=False):
             history[it] = step(x[idx], mask[idx])
             if progress and it % 200 == 199:

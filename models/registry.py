@@ -75,12 +75,24 @@ def build_model(config: ModelConfig) -> NotMIWAE:
     )
 
 
+def register(kind: str, name: str, factory: Callable | None) -> None:
+    """Make a part available by name: ``kind`` is "prior", "decoder" or "missing".
+
+    Factories: prior(latent_dim), decoder(latent_dim, n_features, hidden),
+    missing(n_features); each returns an ``nn.Module`` (see the modules of this package).
+    """
+    tables = {"prior": PRIORS, "decoder": DECODERS, "missing": MISSING_MODELS}
+    if kind not in tables:
+        raise ValueError(f"unknown kind {kind!r}; choose from {sorted(tables)}")
+    tables[kind][name] = factory
+
+
 FAMILIES = {"miwae": ("gaussian", "ignorable"), "ppca": ("linear-gaussian", "ignorable"),
             "notmiwae": ("gaussian", None), "notmiwae-ppca": ("linear-gaussian", None)}
 
 
-def config_from_name(name: str, n_features: int, **overrides) -> ModelConfig:
-    """``miwae``, ``ppca``, ``notmiwae:<missing>`` or ``notmiwae-ppca:<missing>``."""
+def variant_from_name(name: str) -> dict[str, str]:
+    """``miwae``, ``ppca``, ``notmiwae:<missing>``, ``notmiwae-ppca:<missing>`` to parts."""
     family, _, missing = name.partition(":")
     if family not in FAMILIES:
         raise ValueError(f"unknown model {name!r}; families are {sorted(FAMILIES)}")
@@ -89,5 +101,9 @@ def config_from_name(name: str, n_features: int, **overrides) -> ModelConfig:
         need = "needs ':<missing model>'" if fixed_missing is None else "takes no ':<missing>'"
         raise ValueError(f"model {name!r}: {family} {need}; missing models are "
                          f"{sorted(m for m in MISSING_MODELS if m != 'ignorable')}")
-    return ModelConfig(n_features=n_features, decoder=decoder,
-                       missing=fixed_missing or missing, **overrides)
+    return {"decoder": decoder, "missing": fixed_missing or missing}
+
+
+def config_from_name(name: str, n_features: int, **overrides) -> ModelConfig:
+    """The :class:`ModelConfig` of a named variant (see :func:`variant_from_name`)."""
+    return ModelConfig(n_features=n_features, **{**variant_from_name(name), **overrides})

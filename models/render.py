@@ -1,17 +1,16 @@
 """Draw a variant's graphical model with ``pyro.render_model`` (needs Graphviz).
 
-    python -m experiments.render --model notmiwae:selfmasking_known --out docs/graphical-model.png
+    notmiwae render --model notmiwae:selfmasking_known --out docs/graphical-model.png
 """
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import pyro
 import torch
 
-from models import build_model, config_from_name
+from .registry import build_model, config_from_name
 
 
 def render(model_name: str, out: str, n_features: int = 4) -> Path:
@@ -29,16 +28,3 @@ def render(model_name: str, out: str, n_features: int = 4) -> Path:
     graph.render(str(path.with_suffix("")), format=path.suffix.lstrip(".") or "png",
                  cleanup=True)
     return path
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m experiments.render", description=__doc__)
-    parser.add_argument("--model", default="notmiwae:selfmasking_known")
-    parser.add_argument("--out", required=True, help="image file, e.g. model.png")
-    args = parser.parse_args(argv)
-    print(render(args.model, args.out))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

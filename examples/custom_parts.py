@@ -1,0 +1,62 @@
+"""Extending the model without touching the package: a new prior and a new missing model.
+
+Each part is a small ``nn.Module``; ``register`` makes it available by name to
+``ModelConfig``, ``NotMIWAEImputer``, TOML configs and the ``notmiwae`` command.
+
+    python examples/custom_parts.py
+"""
+
+import pyro.distributions as dist
+import torch
+from torch import nn
+
+from experiments.datasets import load_dataset
+from experiments.mechanisms import paper_mnar
+from experiments.metrics import rmse_missing
+from inference.imputer import NotMIWAEImputer
+from models.registry import register
+
+
+class MixturePrior(nn.Module):
+    """p(z) = sum_c pi_c N(z | mu_c, I), with learned weights and centres."""
+
+    def __init__(self, latent_dim: int, components: int = 5) -> None:
+        super().__init__()
+        self.logits = nn.Parameter(torch.zeros(components))
+        self.locs = nn.Parameter(torch.randn(components, latent_dim))
+
+    def forward(self) -> dist.Distribution:
+        return dist.MixtureSameFamily(dist.Categorical(logits=self.logits),
+                                      dist.Normal(self.locs, 1.0).to_event(1))
+
+
+class QuadraticSelfMasking(nn.Module):
+    """logit_j = a_j + b_j x_j - c_j^2 x_j^2: a value can hide at either tail."""
+
+    def __init__(self, n_features: int) -> None:
+        super().__init__()
+        self.a = nn.Parameter(torch.zeros(n_features))
+        self.b = nn.Parameter(torch.zeros(n_features))
+        self.c = nn.Parameter(torch.full((n_features,), 0.1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.a + self.b * x - self.c**2 * x**2
+
+
+register("prior", "mixture", MixturePrior)
+register("missing", "quadratic", QuadraticSelfMasking)
+
+
+def main(iterations: int = 3000) -> float:
+    """Fit the custom variant on banknote under the paper's MNAR mechanism; return RMSE."""
+    data = load_dataset("banknote")
+    X = data.where(paper_mnar(data.to_numpy()))
+    imputer = NotMIWAEImputer(prior="mixture", missing="quadratic", iterations=iterations,
+                              num_samples=500)
+    filled = imputer.fit_transform(X)
+    sd = data.std(ddof=0).to_numpy()
+    return rmse_missing(data.to_numpy() / sd, filled / sd, X.notna().to_numpy())
+
+
+if __name__ == "__main__":
+    print(f"RMSE on the missing entries (standardised): {main():.3f}")

@@ -1,0 +1,97 @@
+"""Declarative configuration: one TOML file names every part and setting.
+
+    [model]                       # parts, by registered name (models.registry.register)
+    prior = "normal"
+    decoder = "gaussian"
+    missing = "selfmasking_known"
+    latent_dim = 3                # optional: default D - 1
+    hidden = 128
+
+    [training]
+    iterations = 20000
+    batch_size = 16
+    num_particles = 20            # K
+    learning_rate = 0.001
+    seed = 0
+
+    [imputation]
+    num_samples = 1000            # L
+    estimator = "mean"            # or "sample"
+
+Every key is optional; ``model = "notmiwae:linear"`` under [model] may name a variant
+instead of its parts. The result is the keyword arguments of ``NotMIWAEImputer``.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from models.registry import variant_from_name
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+SECTIONS = {
+    "model": {"prior": "prior", "decoder": "decoder", "missing": "missing",
+              "latent_dim": "latent_dim", "hidden": "hidden"},
+    "training": {"iterations": "iterations", "batch_size": "batch_size",
+                 "num_particles": "num_particles", "learning_rate": "learning_rate",
+                 "seed": "random_state", "device": "device"},
+    "imputation": {"num_samples": "num_samples", "estimator": "estimator"},
+}
+
+
+def parse_config(table: dict, source: str = "config") -> dict:
+    """Imputer keyword arguments from a parsed TOML table; unknown keys are errors."""
+    params: dict = {}
+    for section, body in table.items():
+        if section not in SECTIONS:
+            raise ValueError(f"{source}: unknown section [{section}]; "
+                             f"sections are {sorted(SECTIONS)}")
+        for key, value in body.items():
+            if section == "model" and key == "model":
+                params.update(variant_from_name(value))
+            elif key in SECTIONS[section]:
+                params[SECTIONS[section][key]] = value
+            else:
+                known = sorted(SECTIONS[section]) + (["model"] if section == "model" else [])
+                raise ValueError(f"{source}: unknown key {key!r} in [{section}]; "
+                                 f"keys are {known}")
+    return params
+
+
+def load_config(path: str | Path) -> dict:
+    """Read a TOML configuration file into imputer keyword arguments."""
+    path = Path(path)
+    try:
+        with path.open("rb") as handle:
+            table = tomllib.load(handle)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"config file not found: {path}") from None
+    except tomllib.TOMLDecodeError as err:
+        raise ValueError(f"{path}: not valid TOML: {err}") from None
+    return parse_config(table, str(path))
+
+
+def dump_config(params: dict) -> str:
+    """The TOML text of imputer parameters (the inverse of :func:`load_config`)."""
+    lines: list[str] = []
+    for section, keys in SECTIONS.items():
+        lines.append(f"[{section}]")
+        for key, param in keys.items():
+            value = params.get(param)
+            if value is not None:
+                lines.append(f"{key} = {_toml_value(value)}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _toml_value(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return repr(value)

@@ -1,0 +1,231 @@
+"""A scikit-learn imputer around the not-MIWAE programs.
+
+    >>> imputer = NotMIWAEImputer(missing="selfmasking_known", iterations=20_000)
+    >>> X_filled = imputer.fit_transform(X)          # NaN = missing; observed values kept
+    >>> X_new_filled = imputer.transform(X_new)      # amortized: no retraining
+    >>> completed = imputer.sample(X, m=5)           # multiple imputation
+
+Columns are standardised internally with the mean and standard deviation of their
+observed values; results come back on the original scale.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from sklearn.base import BaseEstimator, OneToOneFeatureMixin, TransformerMixin
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from models.registry import ModelConfig, build_model
+
+from .checks import (
+    correlation_table,
+    plot_histograms,
+    plot_imputed_vs_true,
+    plot_missingness_curves,
+    replicate,
+    summary_table,
+    to_markdown,
+)
+from .device import default_device
+from .imputation import impute, multiple_impute
+from .training import TrainConfig, fit
+
+
+def as_float_array(X) -> np.ndarray:
+    """X as a float64 (N, D) array with NaN for missing; a clear error for anything else."""
+    if isinstance(X, pd.DataFrame):
+        for column in X.columns:
+            values = pd.to_numeric(X[column], errors="coerce")
+            bad = values.isna() & X[column].notna()
+            if bad.any():
+                row = X.index[bad.to_numpy().argmax()]
+                raise ValueError(f"column {column!r} holds a non-numeric value "
+                                 f"{X[column][row]!r} (row {row!r})")
+        X = X.apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
+    try:
+        array = np.asarray(X, dtype=float)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"X must be numeric with NaN for missing values: {err}") from None
+    if array.ndim != 2:
+        raise ValueError(f"X must be 2-dimensional (rows x features), got shape {array.shape}")
+    if np.isinf(array).any():
+        row, col = np.argwhere(np.isinf(array))[0]
+        raise ValueError(f"X holds an infinite value at row {row}, column {col}")
+    return array
+
+
+class NotMIWAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
+    """Impute missing values (NaN) with a not-MIWAE (or MIWAE) trained on the data.
+
+    Parameters name the model (``missing``, ``decoder``, ``prior``, ``latent_dim``,
+    ``hidden``), the training (``iterations``, ``batch_size``, ``num_particles`` = K,
+    ``learning_rate``) and the imputation (``num_samples`` = L importance samples,
+    ``estimator``: "mean" or "sample"), plus ``device`` and ``random_state``.
+    ``missing="ignorable"`` gives MIWAE.
+    """
+
+    def __init__(self, missing: str = "selfmasking_known", decoder: str = "gaussian",
+                 prior: str = "normal", latent_dim: int | None = None, hidden: int = 128,
+                 iterations: int = 20_000, batch_size: int = 16, num_particles: int = 20,
+                 learning_rate: float = 1e-3, num_samples: int = 1_000,
+                 estimator: str = "mean", device: str | None = None,
+                 random_state: int = 0, verbose: bool = False) -> None:
+        self.missing = missing
+        self.decoder = decoder
+        self.prior = prior
+        self.latent_dim = latent_dim
+        self.hidden = hidden
+        self.iterations = iterations
+        self.batch_size = batch_size
+        self.num_particles = num_particles
+        self.learning_rate = learning_rate
+        self.num_samples = num_samples
+        self.estimator = estimator
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+
+    # -- fitting ---------------------------------------------------------------------------
+    def fit(self, X, y=None) -> NotMIWAEImputer:
+        values = self._validate(X, reset=True)
+        observed = ~np.isnan(values)
+        empty = np.flatnonzero(~observed.any(axis=0))
+        if empty.size:
+            raise ValueError(f"column(s) {self._names(empty)} have no observed value")
+        self.mean_ = np.nanmean(values, axis=0)
+        scale = np.nanstd(values, axis=0)
+        self.scale_ = np.where(scale > 0, scale, 1.0)
+        self.model_config_ = ModelConfig(n_features=values.shape[1], latent_dim=self.latent_dim,
+                                         decoder=self.decoder, missing=self.missing,
+                                         prior=self.prior, hidden=self.hidden)
+        train = TrainConfig(iterations=self.iterations, batch_size=self.batch_size,
+                            num_particles=self.num_particles,
+                            learning_rate=self.learning_rate, seed=self.random_state)
+        x, mask = self._tensors(values)
+        result = fit(self.model_config_, x, mask, train, device=self.device,
+                     progress=self.verbose)
+        self.program_ = result.program
+        self.history_ = result.history
+        self.train_seconds_ = result.seconds
+        return self
+
+    # -- imputing --------------------------------------------------------------------------
+    def transform(self, X):
+        """X with every NaN replaced by its imputation; observed values returned as given."""
+        check_is_fitted(self, "program_")
+        values = self._validate(X, reset=False)
+        x, mask = self._tensors(values)
+        filled = impute(self.program_, x, mask, self.num_samples, self.estimator,
+                        seed=self.random_state)
+        return self._original_scale(values, filled)
+
+    def sample(self, X, m: int = 5) -> list:
+        """m completed data sets (multiple imputation by sampling importance resampling)."""
+        check_is_fitted(self, "program_")
+        values = self._validate(X, reset=False)
+        x, mask = self._tensors(values)
+        draws = multiple_impute(self.program_, x, mask, m, self.num_samples,
+                                seed=self.random_state)
+        completed = [self._original_scale(values, d) for d in draws]
+        if isinstance(X, pd.DataFrame):
+            return [pd.DataFrame(c, index=X.index, columns=X.columns) for c in completed]
+        return completed
+
+    def check(self, X, out_dir: str | Path, X_true=None, num_replicates: int = 20,
+              true_curve=None) -> pd.DataFrame:
+        """Posterior predictive checks on X, written to ``out_dir``; returns the summary.
+
+        Writes summary.csv/.md (missing rate, observed mean and sd, data vs replicated),
+        correlations.csv, histograms.png, missingness.png (the learned P(s_j = 1 | x_j),
+        with ``true_curve(j, x_standardised)`` when given) and, when the complete data
+        ``X_true`` is known, imputed_vs_true.png.
+        """
+        check_is_fitted(self, "program_")
+        values = self._validate(X, reset=False)
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        x, mask = self._tensors(values)
+        x_rep, s_rep = replicate(self.program_, x, mask, num_replicates,
+                                 seed=self.random_state)
+        x_rep = x_rep.cpu().double().numpy() * self.scale_ + self.mean_
+        s_rep = s_rep.cpu().numpy()
+        names = [str(n) for n in self.get_feature_names_out()]
+        summary = summary_table(values, x_rep, s_rep, names)
+        summary.to_csv(out / "summary.csv", index=False)
+        (out / "summary.md").write_text(to_markdown(summary))
+        correlation_table(values, x_rep, s_rep, names).to_csv(out / "correlations.csv",
+                                                              index=False)
+        plot_histograms(values, x_rep, s_rep, names, out / "histograms.png")
+        if self.program_.missingness is not None:
+            plot_missingness_curves(self.program_, names, out / "missingness.png",
+                                    to_original=lambda j, g: g * self.scale_[j] + self.mean_[j],
+                                    true_curve=true_curve)
+        if X_true is not None:
+            truth = as_float_array(X_true)
+            if truth.shape != values.shape or np.isnan(truth).any():
+                raise ValueError(f"X_true must be complete and shaped like X {values.shape}")
+            plot_imputed_vs_true(truth, self.transform(X), ~np.isnan(values), names,
+                                 out / "imputed_vs_true.png")
+        return summary
+
+    # -- persistence -----------------------------------------------------------------------
+    def save(self, path: str | Path) -> None:
+        """Parameters, fitted scaling and network weights, loadable with :meth:`load`."""
+        check_is_fitted(self, "program_")
+        names = getattr(self, "feature_names_in_", None)
+        torch.save({"format": 1, "params": self.get_params(),
+                    "model_config": self.model_config_.to_dict(),
+                    "mean": torch.as_tensor(self.mean_), "scale": torch.as_tensor(self.scale_),
+                    "feature_names": None if names is None else [str(n) for n in names],
+                    "history": torch.as_tensor(self.history_),
+                    "state_dict": self.program_.state_dict()}, path)
+
+    @classmethod
+    def load(cls, path: str | Path, device: str | None = None) -> NotMIWAEImputer:
+        try:
+            blob = torch.load(path, map_location=default_device(device), weights_only=True)
+        except FileNotFoundError:
+            raise FileNotFoundError(f"saved imputer not found: {path}") from None
+        if not isinstance(blob, dict) or "params" not in blob:
+            raise ValueError(f"{path} is not a saved NotMIWAEImputer")
+        imputer = cls(**{**blob["params"], "device": device})
+        imputer.model_config_ = ModelConfig(**blob["model_config"])
+        imputer.program_ = build_model(imputer.model_config_).to(default_device(device))
+        imputer.program_.load_state_dict(blob["state_dict"])
+        imputer.program_.eval()
+        imputer.mean_ = blob["mean"].numpy()
+        imputer.scale_ = blob["scale"].numpy()
+        imputer.history_ = blob["history"].numpy()
+        imputer.n_features_in_ = imputer.model_config_.n_features
+        if blob["feature_names"] is not None:
+            imputer.feature_names_in_ = np.asarray(blob["feature_names"], dtype=object)
+        return imputer
+
+    # -- helpers ---------------------------------------------------------------------------
+    def _validate(self, X, reset: bool) -> np.ndarray:
+        values = as_float_array(X)
+        validate_data(self, X if isinstance(X, pd.DataFrame) else values, reset=reset,
+                      ensure_all_finite="allow-nan", dtype=None, skip_check_array=True)
+        return values
+
+    def _names(self, idx) -> list:
+        names = getattr(self, "feature_names_in_", None)
+        return [names[i] if names is not None else int(i) for i in idx]
+
+    def _tensors(self, values: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        observed = ~np.isnan(values)
+        standard = np.where(observed, (values - self.mean_) / self.scale_, 0.0)
+        return torch.tensor(standard, dtype=torch.float32), torch.tensor(observed)
+
+    def _original_scale(self, values: np.ndarray, filled: torch.Tensor) -> np.ndarray:
+        imputed = filled.detach().cpu().double().numpy() * self.scale_ + self.mean_
+        return np.where(np.isnan(values), imputed, values)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True
+        return tags

@@ -1,0 +1,118 @@
+"""The scikit-learn imputer: API, Pipeline, clone, pickle, save/load, validation."""
+
+import pickle
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.base import clone
+from sklearn.linear_model import LinearRegression
+from sklearn.pipeline import Pipeline
+
+from inference.imputer import NotMIWAEImputer
+from inference.pooling import rubin_pool
+
+FAST = dict(iterations=60, num_samples=30, hidden=16)
+
+
+@pytest.fixture(scope="module")
+def frame():
+    rng = np.random.default_rng(0)
+    z = rng.normal(size=(120, 2))
+    data = pd.DataFrame(z @ rng.normal(size=(2, 4)) * [1, 10, 100, 0.1] + [0, 5, -50, 2],
+                        columns=["a", "b", "c", "d"], index=[f"row{i}" for i in range(120)])
+    holey = data.copy()
+    holey.loc[data["a"] > data["a"].mean(), "a"] = np.nan
+    holey.iloc[::7, 1] = np.nan
+    return data, holey
+
+
+@pytest.fixture(scope="module")
+def fitted(frame):
+    return NotMIWAEImputer(**FAST).fit(frame[1])
+
+
+def test_transform_fills_missing_keeps_observed_and_original_scale(frame, fitted):
+    data, holey = frame
+    out = fitted.transform(holey)
+    observed = holey.notna().to_numpy()
+    assert isinstance(out, np.ndarray) and not np.isnan(out).any()
+    assert np.array_equal(out[observed], holey.to_numpy()[observed])  # bit for bit
+    # Imputations are on the columns' own scale (c is around -50, b around 5).
+    assert abs(np.mean(out[~observed[:, 1], 1]) - 5) < 40
+
+
+def test_set_output_pandas_keeps_names_and_index(frame, fitted):
+    out = clone(fitted).set_params(**FAST).fit(frame[1]).set_output(transform="pandas") \
+        .transform(frame[1])
+    assert list(out.columns) == ["a", "b", "c", "d"]
+    assert list(out.index) == list(frame[1].index)
+    assert list(fitted.get_feature_names_out()) == ["a", "b", "c", "d"]
+
+
+def test_new_rows_need_no_retraining(frame, fitted):
+    new = frame[1].iloc[:10]
+    assert fitted.transform(new).shape == (10, 4)
+
+
+def test_pipeline_and_clone(frame):
+    data, holey = frame
+    pipe = Pipeline([("impute", NotMIWAEImputer(**FAST)), ("regress", LinearRegression())])
+    pipe.fit(holey[["a", "b", "c"]], data["d"])
+    assert np.isfinite(pipe.predict(holey[["a", "b", "c"]])).all()
+    copy = clone(pipe.named_steps["impute"])
+    assert copy.get_params() == NotMIWAEImputer(**FAST).get_params()
+    assert not hasattr(copy, "program_")
+
+
+def test_pickle_and_save_load_give_identical_imputations(frame, fitted, tmp_path):
+    holey = frame[1]
+    expected = fitted.transform(holey)
+    assert np.array_equal(pickle.loads(pickle.dumps(fitted)).transform(holey), expected)
+    fitted.save(tmp_path / "imputer.pt")
+    loaded = NotMIWAEImputer.load(tmp_path / "imputer.pt")
+    assert np.array_equal(loaded.transform(holey), expected)
+    assert list(loaded.feature_names_in_) == ["a", "b", "c", "d"]
+
+
+def test_multiple_imputation_and_rubins_rules(frame, fitted):
+    holey = frame[1]
+    completed = fitted.sample(holey, m=4)
+    assert len(completed) == 4 and all(isinstance(c, pd.DataFrame) for c in completed)
+    assert not completed[0].equals(completed[1])
+    means = [c["a"].mean() for c in completed]
+    variances = [c["a"].var() / len(c) for c in completed]
+    pooled = rubin_pool(means, variances)
+    assert pooled.estimate == pytest.approx(np.mean(means))
+    between = np.var(means, ddof=1)
+    assert pooled.variance == pytest.approx(np.mean(variances) + (1 + 1 / 4) * between)
+
+
+@pytest.mark.parametrize("bad, message", [
+    (lambda h: h.astype(object).assign(b=["x"] + list(h["b"][1:])), "column 'b' holds a "
+                                                                     "non-numeric value 'x'"),
+    (lambda h: h.assign(c=np.inf), "infinite value at row 0, column 2"),
+    (lambda h: h.assign(d=np.nan), r"column\(s\) \['d'\] have no observed value"),
+])
+def test_bad_input_is_named(frame, bad, message):
+    with pytest.raises(ValueError, match=message):
+        NotMIWAEImputer(**FAST).fit(bad(frame[1]))
+
+
+def test_wrong_columns_at_transform(frame, fitted):
+    with pytest.raises(ValueError, match="feature names"):
+        fitted.transform(frame[1][["a", "b", "c"]])
+    with pytest.raises(ValueError, match="unknown missing 'nope'"):
+        NotMIWAEImputer(missing="nope", **FAST).fit(frame[1])
+
+
+def test_posterior_predictive_checks_write_their_outputs(frame, fitted, tmp_path):
+    data, holey = frame
+    summary = fitted.check(holey, tmp_path, X_true=data, num_replicates=5)
+    assert list(summary["feature"]) == ["a", "b", "c", "d"]
+    assert summary.loc[0, "missing_rate"] == pytest.approx(holey["a"].isna().mean())
+    assert summary.loc[3, "missing_rate"] == 0.0
+    assert ((summary["missing_rate_rep"] >= 0) & (summary["missing_rate_rep"] <= 1)).all()
+    for name in ("summary.csv", "summary.md", "correlations.csv", "histograms.png",
+                 "missingness.png", "imputed_vs_true.png"):
+        assert (tmp_path / name).stat().st_size > 0

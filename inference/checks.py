@@ -148,6 +148,9 @@ def plot_imputed_vs_true(truth: np.ndarray, imputed: np.ndarray, mask: np.ndarra
             lo, hi = truth[miss, j].min(), truth[miss, j].max()
             ax.scatter(truth[miss, j], imputed[miss, j], s=4, alpha=0.5)
             ax.plot([lo, hi], [lo, hi], color="k", lw=0.8)
+        else:
+            ax.axis("off")
+            ax.text(0.5, 0.5, "no missing values", ha="center", transform=ax.transAxes)
         ax.set_title(names[j], fontsize=9)
     axes[0].set_xlabel("true")
     axes[0].set_ylabel("imputed")

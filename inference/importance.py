@@ -12,27 +12,33 @@ and add nothing. The bound is L_K = sum_i [logsumexp_k log w_ik - log K].
 from __future__ import annotations
 
 import math
+from contextlib import nullcontext
 
 import pyro
 import torch
 from pyro.distributions.util import scale_and_mask
 from pyro.poutine import Trace
 
-from models.program import DATA_DIM, MAX_PLATE_NESTING, NotMIWAE
+from models.program import PARTICLE_DIM, NotMIWAE
 
-PARTICLE_DIM = -MAX_PLATE_NESTING - 1
+from .noise import ReplicaNoise
 
 
 def run_program(program: NotMIWAE, x: torch.Tensor, mask: torch.Tensor,
-                num_particles: int) -> Trace:
-    """One vectorized run of the guide (which runs the model once) over K particles."""
-    with pyro.plate("particles", num_particles, dim=PARTICLE_DIM):
-        program.guide(x, mask)
+                num_particles: int, noise: list[torch.Generator] | None = None) -> Trace:
+    """One vectorized run of the guide (which runs the model once) over K particles.
+
+    ``noise``: one random generator per replica (see :mod:`inference.noise`); by default
+    the global random state is used.
+    """
+    with ReplicaNoise(noise) if noise else nullcontext():
+        with pyro.plate("particles", num_particles, dim=PARTICLE_DIM):
+            program.guide(x, mask)
     return program.guide.trace
 
 
 def log_weights_from_trace(trace: Trace, encoded: set[str] | dict) -> torch.Tensor:
-    """log w of shape (K, N): every site's log density summed within each (particle, row)."""
+    """log w of shape (K, N), or (R, K, N) with replicas: sites summed per (particle, row)."""
     total = 0.0
     for name, site in trace.nodes.items():
         if site["type"] != "sample" or site["infer"].get("_deterministic"):
@@ -50,20 +56,22 @@ def log_weights_from_trace(trace: Trace, encoded: set[str] | dict) -> torch.Tens
 
 
 def _per_row(log_p: torch.Tensor) -> torch.Tensor:
-    """(K, N, F) or (K, N, 1) -> (K, N): sum the feature dim, keep particles and rows."""
-    if log_p.dim() != MAX_PLATE_NESTING + 1:
+    """([R,] K, N, F) -> ([R,] K, N): sum the feature dim, keep replicas, particles, rows."""
+    if log_p.dim() not in (-PARTICLE_DIM, -PARTICLE_DIM + 1):
         raise ValueError(f"site log-density has shape {tuple(log_p.shape)}; expected "
-                         "(particles, rows, features): is every site inside the data plate?")
-    return log_p.sum(DATA_DIM + 1)
+                         "([replicas,] particles, rows, features): is every site inside "
+                         "the data plate?")
+    return log_p.sum(-1)
 
 
 def log_importance_weights(program: NotMIWAE, x: torch.Tensor, mask: torch.Tensor,
-                           num_particles: int) -> tuple[torch.Tensor, Trace]:
-    """log w (K, N) and the trace that holds the samples it was computed on."""
-    trace = run_program(program, x, mask, num_particles)
+                           num_particles: int, noise: list[torch.Generator] | None = None,
+                           ) -> tuple[torch.Tensor, Trace]:
+    """log w (K, N) (or (R, K, N)) and the trace that holds the samples behind it."""
+    trace = run_program(program, x, mask, num_particles, noise)
     return log_weights_from_trace(trace, program.guide.encoders), trace
 
 
 def iw_bound(log_w: torch.Tensor) -> torch.Tensor:
-    """Per-row bound log (1/K) sum_k w_ik, shape (N,)."""
-    return torch.logsumexp(log_w, dim=0) - math.log(log_w.shape[0])
+    """Per-row bound log (1/K) sum_k w_ik: (K, N) -> (N,), or (R, K, N) -> (R, N)."""
+    return torch.logsumexp(log_w, dim=-2) - math.log(log_w.shape[-2])

@@ -10,7 +10,7 @@ no subsampling, all guide sites reparameterized) and is kept as a cross-check.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 import pyro
@@ -21,9 +21,11 @@ from tqdm.auto import tqdm
 from models.guide import AmortizedGuide
 from models.program import MAX_PLATE_NESTING, NotMIWAE
 from models.registry import ModelConfig, build_model
+from models.replicas import select_replica, stack_replicas
 
 from .device import default_device, flush_denormals
 from .importance import iw_bound, log_importance_weights
+from .noise import ReplicaNoise, generators
 
 
 @dataclass(frozen=True)
@@ -47,7 +49,11 @@ class TrainConfig:
 
 @dataclass
 class FitResult:
-    """A trained program, the per-iteration bound (mean over the minibatch's rows), seconds."""
+    """A trained program, its per-iteration bound (mean over the minibatch rows), seconds.
+
+    With R replicas, ``program`` holds all of them, ``history`` is (iterations, R) and
+    ``replica(r)`` is replica r as a single program: the run of seed ``seed + r``.
+    """
 
     program: NotMIWAE
     model_config: ModelConfig
@@ -55,8 +61,12 @@ class FitResult:
     history: np.ndarray = field(repr=False)
     seconds: float = 0.0
 
-    def save(self, path: str) -> None:
-        save_checkpoint(path, self.program, self.model_config, self.train_config)
+    def replica(self, r: int) -> NotMIWAE:
+        return select_replica(self.model_config, self.program, r)
+
+    def save(self, path: str, replica: int = 0) -> None:
+        train = replace(self.train_config, seed=self.train_config.seed + replica)
+        save_checkpoint(path, self.replica(replica), self.model_config, train)
 
 
 def minibatches(n_rows: int, batch_size: int, generator: torch.Generator):
@@ -68,50 +78,74 @@ def minibatches(n_rows: int, batch_size: int, generator: torch.Generator):
             yield order[start:start + batch_size]
 
 
+def replica_seeds(seed: int, replicas: int) -> list[int]:
+    """Replica r is the run with seed ``seed + r``."""
+    return [seed + r for r in range(replicas)]
+
+
+def init_program(config: ModelConfig, seeds: list[int], device: torch.device) -> NotMIWAE:
+    """Replica r initialised exactly as a single program built after ``set_rng_seed(seeds[r])``."""
+    singles = []
+    for seed in seeds:
+        pyro.set_rng_seed(seed)
+        singles.append(build_model(config).to(device))
+    return stack_replicas(config, singles)
+
+
 def fit(model_config: ModelConfig, x: torch.Tensor, mask: torch.Tensor,
         train_config: TrainConfig = TrainConfig(), device: str | None = None,
-        progress: bool = True) -> FitResult:
+        progress: bool = True, replicas: int = 1) -> FitResult:
     """Build the program from ``model_config`` (initialised from the seed) and train it.
 
     ``x`` (N, D) float with missing entries set to 0, ``mask`` (N, D) bool, True = observed.
+    ``replicas=R`` trains the runs of seeds seed, ..., seed + R - 1 at once, in one program.
     """
     dev = default_device(device)
-    pyro.set_rng_seed(train_config.seed)
-    program = build_model(model_config).to(dev)
+    seeds = replica_seeds(train_config.seed, replicas)
+    program = init_program(model_config, seeds, dev)
     x, mask = x.to(dev), mask.to(dev)
-    generator = torch.Generator().manual_seed(train_config.seed)
-    step = _renyi_step(program, train_config) if train_config.objective == "renyi" \
-        else _iw_step(program, train_config)
-    history = np.empty(train_config.iterations)
+    if train_config.objective == "renyi":
+        if replicas != 1:
+            raise ValueError("objective='renyi' trains one replica at a time")
+        step = _renyi_step(program, train_config, generators(seeds, dev))
+    else:
+        step = _iw_step(program, train_config, generators(seeds, dev))
+    batches = zip(*[minibatches(len(x), train_config.batch_size,
+                                torch.Generator().manual_seed(s)) for s in seeds], strict=True)
+    history = np.empty((train_config.iterations, replicas))
     bar = tqdm(range(train_config.iterations), disable=not progress, desc="training",
                mininterval=1.0)
-    batches = minibatches(len(x), train_config.batch_size, generator)
     start = time.perf_counter()
     with pyro.validation_enabled(False), flush_denormals():
         for it, idx in zip(bar, batches, strict=False):
-            history[it] = step(x[idx], mask[idx])
+            idx = torch.stack(idx).to(dev) if replicas > 1 else idx[0].to(dev)
+            xb, mb = x[idx], mask[idx]
+            if replicas > 1:  # (R, 1, B, D): one minibatch per replica, broadcast over K
+                xb, mb = xb.unsqueeze(1), mb.unsqueeze(1)
+            history[it] = step(xb, mb)
             if progress and it % 200 == 199:
                 bar.set_postfix(bound=f"{history[max(0, it - 999):it + 1].mean():.3f}")
     seconds = time.perf_counter() - start
     program.eval()
-    return FitResult(program, model_config, train_config, history, seconds)
+    return FitResult(program, model_config, train_config,
+                     history[:, 0] if replicas == 1 else history, seconds)
 
 
-def _iw_step(program: NotMIWAE, cfg: TrainConfig):
+def _iw_step(program: NotMIWAE, cfg: TrainConfig, noise: list[torch.Generator]):
     optimizer = torch.optim.Adam(program.parameters(), lr=cfg.learning_rate)
 
-    def step(x: torch.Tensor, mask: torch.Tensor) -> float:
-        log_w, _ = log_importance_weights(program, x, mask, cfg.num_particles)
-        bound = iw_bound(log_w).mean()
+    def step(x: torch.Tensor, mask: torch.Tensor) -> np.ndarray:
+        log_w, _ = log_importance_weights(program, x, mask, cfg.num_particles, noise)
+        bound = iw_bound(log_w).mean(-1)  # per replica: mean over the minibatch rows
         optimizer.zero_grad(set_to_none=True)
-        (-bound).backward()
+        (-bound.sum()).backward()  # replicas share no parameter: the sum separates them
         optimizer.step()
-        return bound.item()
+        return bound.detach().cpu().numpy()
 
     return step
 
 
-def _renyi_step(program: NotMIWAE, cfg: TrainConfig):
+def _renyi_step(program: NotMIWAE, cfg: TrainConfig, noise: list[torch.Generator]):
     optimizer = torch.optim.Adam(program.parameters(), lr=cfg.learning_rate)
     elbo = RenyiELBO(alpha=0.0, num_particles=cfg.num_particles, vectorize_particles=True,
                      max_plate_nesting=MAX_PLATE_NESTING)
@@ -124,7 +158,8 @@ def _renyi_step(program: NotMIWAE, cfg: TrainConfig):
 
     def step(x: torch.Tensor, mask: torch.Tensor) -> float:
         optimizer.zero_grad(set_to_none=True)
-        loss = elbo.loss_and_grads(model, guide, x, mask)  # -sum over rows
+        with ReplicaNoise(noise):  # the same draws as the "iw" objective
+            loss = elbo.loss_and_grads(model, guide, x, mask)  # -sum over rows
         for p in program.parameters():  # the "iw" objective is a mean over rows
             if p.grad is not None:
                 p.grad.div_(len(x))

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .networks import mlp
+from .networks import Dense, mlp, per_replica, replica_parameter
 
 
 class GaussianDecoder(nn.Module):
@@ -16,11 +16,11 @@ class GaussianDecoder(nn.Module):
     has_rsample = True
 
     def __init__(self, latent_dim: int, n_features: int, hidden: int = 128,
-                 min_scale: float = 1e-3) -> None:
+                 min_scale: float = 1e-3, replicas: int = 1) -> None:
         super().__init__()
-        self.trunk = mlp(latent_dim, hidden)
-        self.loc = nn.Linear(hidden, n_features)
-        self.scale = nn.Linear(hidden, n_features)
+        self.trunk = mlp(latent_dim, hidden, replicas=replicas)
+        self.loc = Dense(hidden, n_features, replicas)
+        self.scale = Dense(hidden, n_features, replicas)
         self.min_scale = min_scale
 
     def forward(self, z: torch.Tensor) -> dist.Distribution:
@@ -34,12 +34,12 @@ class StudentTDecoder(nn.Module):
     has_rsample = True
 
     def __init__(self, latent_dim: int, n_features: int, hidden: int = 128,
-                 min_scale: float = 1e-3) -> None:
+                 min_scale: float = 1e-3, replicas: int = 1) -> None:
         super().__init__()
-        self.trunk = mlp(latent_dim, hidden)
-        self.loc = nn.Linear(hidden, n_features)
-        self.scale = nn.Linear(hidden, n_features)
-        self.df = nn.Linear(hidden, n_features)
+        self.trunk = mlp(latent_dim, hidden, replicas=replicas)
+        self.loc = Dense(hidden, n_features, replicas)
+        self.scale = Dense(hidden, n_features, replicas)
+        self.df = Dense(hidden, n_features, replicas)
         self.min_scale = min_scale
 
     def forward(self, z: torch.Tensor) -> dist.Distribution:
@@ -53,10 +53,11 @@ class BernoulliDecoder(nn.Module):
 
     has_rsample = False
 
-    def __init__(self, latent_dim: int, n_features: int, hidden: int = 128) -> None:
+    def __init__(self, latent_dim: int, n_features: int, hidden: int = 128,
+                 replicas: int = 1) -> None:
         super().__init__()
-        self.trunk = mlp(latent_dim, hidden)
-        self.logits = nn.Linear(hidden, n_features)
+        self.trunk = mlp(latent_dim, hidden, replicas=replicas)
+        self.logits = Dense(hidden, n_features, replicas)
 
     def forward(self, z: torch.Tensor) -> dist.Distribution:
         return dist.Bernoulli(logits=self.logits(self.trunk(z)))
@@ -67,14 +68,15 @@ class LinearGaussianDecoder(nn.Module):
 
     has_rsample = True
 
-    def __init__(self, latent_dim: int, n_features: int, min_scale: float = 1e-3) -> None:
+    def __init__(self, latent_dim: int, n_features: int, min_scale: float = 1e-3,
+                 replicas: int = 1) -> None:
         super().__init__()
-        self.loc = nn.Linear(latent_dim, n_features)
-        self.raw_scale = nn.Parameter(torch.zeros(()))
+        self.loc = Dense(latent_dim, n_features, replicas)
+        self.raw_scale = replica_parameter((1,), replicas)
         self.min_scale = min_scale
-        self.n_features = n_features
 
     def forward(self, z: torch.Tensor) -> dist.Distribution:
         loc = self.loc(z)
-        scale = (F.softplus(self.raw_scale) + self.min_scale).expand(loc.shape)
+        raw = per_replica(self.raw_scale, loc)
+        scale = (F.softplus(raw) + self.min_scale).expand(loc.shape)
         return dist.Normal(loc, scale)

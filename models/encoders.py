@@ -6,7 +6,7 @@ import pyro.distributions as dist
 import torch
 from torch import nn
 
-from .networks import mlp
+from .networks import Dense, mlp
 
 
 class GaussianEncoder(nn.Module):
@@ -15,11 +15,12 @@ class GaussianEncoder(nn.Module):
     Two hidden layers of tanh units; the log-variance is clipped to [-10, 10].
     """
 
-    def __init__(self, n_features: int, latent_dim: int, hidden: int = 128) -> None:
+    def __init__(self, n_features: int, latent_dim: int, hidden: int = 128,
+                 replicas: int = 1) -> None:
         super().__init__()
-        self.trunk = mlp(n_features, hidden)
-        self.loc = nn.Linear(hidden, latent_dim)
-        self.logvar = nn.Linear(hidden, latent_dim)
+        self.trunk = mlp(n_features, hidden, replicas=replicas)
+        self.loc = Dense(hidden, latent_dim, replicas)
+        self.logvar = Dense(hidden, latent_dim, replicas)
 
     def forward(self, x_filled: torch.Tensor) -> dist.Distribution:
         h = self.trunk(x_filled)

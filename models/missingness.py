@@ -10,35 +10,38 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .networks import Dense, per_replica, replica_parameter
+
 
 class SelfMasking(nn.Module):
     """logit_j = -W_j (x_j - b_j): each feature's own value drives its missingness."""
 
-    def __init__(self, n_features: int) -> None:
+    def __init__(self, n_features: int, replicas: int = 1) -> None:
         super().__init__()
-        self.weight = nn.Parameter(torch.zeros(n_features))
-        self.bias = nn.Parameter(torch.zeros(n_features))
+        self.weight = replica_parameter((n_features,), replicas)
+        self.bias = replica_parameter((n_features,), replicas)
 
-    def slope(self) -> torch.Tensor:
-        return self.weight
+    def slope(self, weight: torch.Tensor) -> torch.Tensor:
+        return weight
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return -self.slope() * (x - self.bias)
+        weight, bias = per_replica(self.weight, x), per_replica(self.bias, x)
+        return -self.slope(weight) * (x - bias)
 
 
 class SelfMaskingKnown(SelfMasking):
     """logit_j = -softplus(W_j) (x_j - b_j): larger values are more likely missing."""
 
-    def slope(self) -> torch.Tensor:
-        return F.softplus(self.weight)
+    def slope(self, weight: torch.Tensor) -> torch.Tensor:
+        return F.softplus(weight)
 
 
 class LinearMissing(nn.Module):
     """logits = A x + c: any feature may drive any feature's missingness ("agnostic")."""
 
-    def __init__(self, n_features: int) -> None:
+    def __init__(self, n_features: int, replicas: int = 1) -> None:
         super().__init__()
-        self.dense = nn.Linear(n_features, n_features)
+        self.dense = Dense(n_features, n_features, replicas)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.dense(x)
@@ -47,11 +50,11 @@ class LinearMissing(nn.Module):
 class NonlinearMissing(nn.Module):
     """logits = A2 tanh(A1 x + c1) + c2: one hidden layer."""
 
-    def __init__(self, n_features: int, hidden: int | None = None) -> None:
+    def __init__(self, n_features: int, replicas: int = 1, hidden: int | None = None) -> None:
         super().__init__()
         hidden = hidden or n_features
-        self.net = nn.Sequential(nn.Linear(n_features, hidden), nn.Tanh(),
-                                 nn.Linear(hidden, n_features))
+        self.net = nn.Sequential(Dense(n_features, hidden, replicas), nn.Tanh(),
+                                 Dense(hidden, n_features, replicas))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)

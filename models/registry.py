@@ -18,10 +18,12 @@ from .priors import StandardNormalPrior
 from .program import NotMIWAE
 
 DECODERS: dict[str, Callable[..., nn.Module]] = {
-    "gaussian": lambda latent, d, hidden: decoders.GaussianDecoder(latent, d, hidden),
-    "studentt": lambda latent, d, hidden: decoders.StudentTDecoder(latent, d, hidden),
-    "bernoulli": lambda latent, d, hidden: decoders.BernoulliDecoder(latent, d, hidden),
-    "linear-gaussian": lambda latent, d, hidden: decoders.LinearGaussianDecoder(latent, d),
+    "gaussian": lambda latent, d, hidden, **kw: decoders.GaussianDecoder(latent, d, hidden, **kw),
+    "studentt": lambda latent, d, hidden, **kw: decoders.StudentTDecoder(latent, d, hidden, **kw),
+    "bernoulli": lambda latent, d, hidden, **kw: decoders.BernoulliDecoder(latent, d, hidden,
+                                                                           **kw),
+    "linear-gaussian": lambda latent, d, hidden, **kw: decoders.LinearGaussianDecoder(latent, d,
+                                                                                      **kw),
 }
 
 MISSING_MODELS: dict[str, Callable[[int], nn.Module] | None] = {
@@ -63,16 +65,27 @@ class ModelConfig:
         return asdict(self)
 
 
-def build_model(config: ModelConfig) -> NotMIWAE:
-    """Compose prior, decoder, encoder and missing model into one program."""
+def build_model(config: ModelConfig, replicas: int = 1) -> NotMIWAE:
+    """Compose prior, decoder, encoder and missing model into one program.
+
+    ``replicas=R`` gives every network R independent sets of weights (see
+    :mod:`models.networks`); parts registered by users need to accept ``replicas`` for this.
+    """
     d, latent = config.n_features, config.latent
     make_missing = MISSING_MODELS[config.missing]
-    return NotMIWAE(
-        prior=PRIORS[config.prior](latent),
-        decoder=DECODERS[config.decoder](latent, d, config.hidden),
-        encoder=GaussianEncoder(d, latent, config.hidden),
-        missingness=None if make_missing is None else make_missing(d),
-    )
+    kw = {} if replicas == 1 else {"replicas": replicas}
+    try:
+        return NotMIWAE(
+            prior=PRIORS[config.prior](latent),
+            decoder=DECODERS[config.decoder](latent, d, config.hidden, **kw),
+            encoder=GaussianEncoder(d, latent, config.hidden, **kw),
+            missingness=None if make_missing is None else make_missing(d, **kw),
+            replicas=replicas,
+        )
+    except TypeError as err:
+        if replicas == 1:
+            raise
+        raise ValueError(f"a part of {config} does not support replicas: {err}") from None
 
 
 def register(kind: str, name: str, factory: Callable | None) -> None:

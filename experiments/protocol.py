@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -43,31 +43,50 @@ def prepare(dataset: str, offset: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     return x, paper_mnar(x, offset)
 
 
-def run_one(spec: RunSpec, device: str | None = None, progress: bool = False) -> dict:
-    """Train (or apply a baseline) and score on the same rows, as the paper does."""
-    x, mask = prepare(spec.dataset, spec.offset)
-    row = {"dataset": spec.dataset, "model": spec.model, "seed": spec.seed,
-           "iterations": spec.iterations, "impute_samples": spec.impute_samples,
-           "offset": spec.offset, "missing_rate": float(1 - mask.mean())}
-    start = time.perf_counter()
-    if spec.model in BASELINES:
-        x_imp = impute_baseline(spec.model, np.where(mask, x, np.nan), spec.seed)
-        row.update(train_seconds=time.perf_counter() - start, impute_seconds=0.0,
-                   final_bound=float("nan"), iterations=0, impute_samples=0)
-    else:
-        config = config_from_name(spec.model, n_features=x.shape[1])
-        xt = torch.tensor(np.where(mask, x, 0.0), dtype=torch.float32)
-        mt = torch.tensor(mask)
-        result = fit(config, xt, mt, TrainConfig(iterations=spec.iterations,
-                                                 batch_size=spec.batch_size,
-                                                 num_particles=spec.num_particles,
-                                                 seed=spec.seed),
-                     device=device, progress=progress)
+def group_replicas(specs: list[RunSpec], max_replicas: int) -> list[list[RunSpec]]:
+    """Runs that differ only by consecutive seeds, in groups trained as one program."""
+    groups: list[list[RunSpec]] = []
+    for spec in specs:
+        last = groups[-1][-1] if groups else None
+        if (last is not None and spec.model not in BASELINES and len(groups[-1]) < max_replicas
+                and replace(spec, seed=last.seed + 1) == spec
+                and replace(last, seed=spec.seed) == spec):
+            groups[-1].append(spec)
+        else:
+            groups.append([spec])
+    return groups
+
+
+def run_group(specs: list[RunSpec], device: str | None = None,
+              progress: bool = False) -> list[dict]:
+    """Train the group's seeds as replicas of one program (or apply a baseline), impute
+    the training rows with each replica and score them, as the paper does."""
+    first = specs[0]
+    x, mask = prepare(first.dataset, first.offset)
+    rows = [{"dataset": s.dataset, "model": s.model, "seed": s.seed,
+             "iterations": s.iterations, "impute_samples": s.impute_samples,
+             "offset": s.offset, "missing_rate": float(1 - mask.mean()),
+             "replicas": len(specs)} for s in specs]
+    if first.model in BASELINES:
         start = time.perf_counter()
-        x_imp = impute(result.program, xt, mt, spec.impute_samples, seed=spec.seed)
-        x_imp = x_imp.cpu().double().numpy()
-        tail = result.history[-min(1000, len(result.history)):]
-        row.update(train_seconds=result.seconds, impute_seconds=time.perf_counter() - start,
-                   final_bound=float(tail.mean()))
-    row["rmse"] = rmse_missing(x, x_imp, mask)
-    return row
+        x_imp = impute_baseline(first.model, np.where(mask, x, np.nan), first.seed)
+        rows[0].update(train_seconds=time.perf_counter() - start, impute_seconds=0.0,
+                       final_bound=float("nan"), iterations=0, impute_samples=0,
+                       rmse=rmse_missing(x, x_imp, mask))
+        return rows
+    config = config_from_name(first.model, n_features=x.shape[1])
+    xt = torch.tensor(np.where(mask, x, 0.0), dtype=torch.float32)
+    mt = torch.tensor(mask)
+    train = TrainConfig(iterations=first.iterations, batch_size=first.batch_size,
+                        num_particles=first.num_particles, seed=first.seed)
+    result = fit(config, xt, mt, train, device=device, progress=progress,
+                 replicas=len(specs))
+    history = result.history.reshape(len(result.history), -1)
+    for r, (spec, row) in enumerate(zip(specs, rows, strict=True)):
+        start = time.perf_counter()
+        x_imp = impute(result.replica(r), xt, mt, spec.impute_samples, seed=spec.seed)
+        row.update(train_seconds=result.seconds / len(specs),
+                   impute_seconds=time.perf_counter() - start,
+                   final_bound=float(history[-min(1000, len(history)):, r].mean()),
+                   rmse=rmse_missing(x, x_imp.cpu().double().numpy(), mask))
+    return rows

@@ -24,7 +24,7 @@ from models.registry import config_from_name
 
 from .baselines import BASELINES
 from .datasets import DATASETS
-from .protocol import RunSpec, run_one
+from .protocol import RunSpec, group_replicas, run_group
 from .report import markdown_table, plot_table
 
 
@@ -43,6 +43,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="MNAR cut-off: mean + OFFSET standard deviations")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--particles", type=int, default=20, help="K")
+    p.add_argument("--replicas", type=int, default=10,
+                   help="train up to this many seeds of a configuration as one program")
     p.add_argument("--jobs", type=int, default=1, help="parallel processes (one thread each)")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
     p.add_argument("--out", required=True, help="output folder")
@@ -65,11 +67,11 @@ def _split(text: str) -> list[str]:
     return [part.strip() for part in text.split(",") if part.strip()]
 
 
-def _run_in_worker(spec: RunSpec, device: str | None) -> dict:
+def _run_in_worker(group: list[RunSpec], device: str | None) -> list[dict]:
     import torch
 
     torch.set_num_threads(1)
-    return run_one(spec, device)
+    return run_group(group, device)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -110,24 +112,23 @@ def _key_of(row) -> tuple:
 def _execute(todo: list[RunSpec], args, runs_path: Path) -> list[dict]:
     rows: list[dict] = []
 
-    def record(row: dict) -> None:
-        rows.append(row)
-        pd.DataFrame([row]).to_csv(runs_path, mode="a", header=not runs_path.exists(),
-                                   index=False)
-        print(f"{row['dataset']:>9} {row['model']:<32} seed {row['seed']}: "
-              f"RMSE {row['rmse']:.4f} ({row['train_seconds']:.0f} s)", flush=True)
+    def record(group_rows: list[dict]) -> None:
+        rows.extend(group_rows)
+        pd.DataFrame(group_rows).to_csv(runs_path, mode="a", header=not runs_path.exists(),
+                                        index=False)
+        for row in group_rows:
+            print(f"{row['dataset']:>9} {row['model']:<32} seed {row['seed']}: "
+                  f"RMSE {row['rmse']:.4f} ({row['train_seconds']:.0f} s per run, "
+                  f"{row['replicas']} trained together)", flush=True)
 
-    jobs = min(args.jobs, len(todo)) or 1
+    groups = group_replicas(todo, args.replicas)
+    jobs = min(args.jobs, len(groups)) or 1
     if jobs == 1:
-        for spec in todo:
-            record(run_one(spec, args.device, progress=sys.stderr.isatty()))
+        for group in groups:
+            record(run_group(group, args.device, progress=sys.stderr.isatty()))
         return rows
     with ProcessPoolExecutor(max_workers=jobs) as pool:
-        futures = [pool.submit(_run_in_worker, spec, args.device) for spec in todo]
+        futures = [pool.submit(_run_in_worker, group, args.device) for group in groups]
         for future in as_completed(futures):
             record(future.result())
     return rows
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -10,6 +10,8 @@ on given standard-normal noise, so that the same samples give the same value and
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch.distributions import Bernoulli, Normal
 
@@ -30,3 +32,24 @@ def reference_log_weights(program, x: torch.Tensor, mask: torch.Tensor,
         log_ps = Bernoulli(logits=program.missingness(x_full)).log_prob(mask.to(x.dtype))
         log_w = log_w + log_ps.sum(-1)
     return log_w
+
+
+def reference_step(program, optimizer: torch.optim.Optimizer, num_particles: int):
+    """A hand-written training step on the same networks: the floor for the benchmark.
+
+    x, mask: (B, D), or (R, 1, B, D) for a program with R replicas.
+    """
+    latent = program.prior.latent_dim
+
+    def step(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        batch = x.shape[:-3] + (num_particles, x.shape[-2])
+        eps_z = torch.randn(*batch, latent, dtype=x.dtype, device=x.device)
+        eps_x = torch.randn(*batch, x.shape[-1], dtype=x.dtype, device=x.device)
+        log_w = reference_log_weights(program, x, mask, eps_z, eps_x)
+        bound = (torch.logsumexp(log_w, -2) - math.log(num_particles)).mean(-1)
+        optimizer.zero_grad(set_to_none=True)
+        (-bound.sum()).backward()
+        optimizer.step()
+        return bound.detach()
+
+    return step

@@ -14,6 +14,7 @@ same settings are skipped, so an interrupted grid picks up where it stopped.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
@@ -45,7 +46,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--particles", type=int, default=20, help="K")
     p.add_argument("--replicas", type=int, default=10,
                    help="train up to this many seeds of a configuration as one program")
-    p.add_argument("--jobs", type=int, default=1, help="parallel processes (one thread each)")
+    p.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
+                   help="parallel processes, one thread each (default: one per core)")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
     p.add_argument("--out", required=True, help="output folder")
     args = p.parse_args(argv)

@@ -10,7 +10,9 @@ Multiple imputation draws l with probability w~_l and returns x^m_l (sampling im
 resampling over the pairs, since w_l depends on x^m_l through p(s | x)).
 
 Rows are processed in batches and the L samples in chunks, with running log-sum-exp
-accumulators, so memory is bounded for any N and L.
+accumulators, so memory is bounded for any N and L. On a CPU small blocks (32 rows x 500
+samples) keep the decoder's activations in cache, which is over twice as fast as large
+blocks (``python -m experiments.bench``); on a GPU large blocks are faster.
 """
 
 from __future__ import annotations
@@ -41,6 +43,13 @@ def _weighted_chunks(program, x, mask, num_samples, chunk_size):
         yield log_w, site["fn"].mean, site["value"]
 
 
+def block_sizes(device: torch.device, row_batch: int | None,
+                sample_chunk: int | None) -> tuple[int, int]:
+    """Rows per batch and samples per chunk: given, or the defaults for the device."""
+    rows, samples = (1024, 1000) if device.type == "cuda" else (32, 500)
+    return row_batch or rows, sample_chunk or samples
+
+
 def _check(program: NotMIWAE, x: torch.Tensor, mask: torch.Tensor, num_samples: int):
     if x.shape != mask.shape or x.dim() != 2:
         raise ValueError(f"x {tuple(x.shape)} and mask {tuple(mask.shape)} must both be (N, D)")
@@ -54,12 +63,13 @@ def _check(program: NotMIWAE, x: torch.Tensor, mask: torch.Tensor, num_samples: 
 
 @torch.no_grad()
 def impute(program: NotMIWAE, x: torch.Tensor, mask: torch.Tensor, num_samples: int = 10_000,
-           estimator: str = "mean", row_batch: int = 256, sample_chunk: int = 500,
-           seed: int | None = None) -> torch.Tensor:
+           estimator: str = "mean", row_batch: int | None = None,
+           sample_chunk: int | None = None, seed: int | None = None) -> torch.Tensor:
     """Single imputation: observed entries returned unchanged, missing ones filled."""
     if estimator not in ESTIMATORS:
         raise ValueError(f"estimator must be one of {ESTIMATORS}, got {estimator!r}")
     x, mask = _check(program, x, mask, num_samples)
+    row_batch, sample_chunk = block_sizes(x.device, row_batch, sample_chunk)
     if seed is not None:
         pyro.set_rng_seed(seed)
     out = x.clone()
@@ -77,19 +87,20 @@ def _snis(program, x, mask, num_samples, chunk, estimator) -> torch.Tensor:
     for log_w, mean, sample in _weighted_chunks(program, x, mask, num_samples, chunk):
         value = mean if estimator == "mean" else sample
         new_total = torch.logaddexp(log_total, torch.logsumexp(log_w, 0))
+        weights = torch.exp(log_w - new_total)  # w_l / (sum of all weights so far)
         acc = acc * torch.exp(log_total - new_total).unsqueeze(-1) \
-            + (torch.softmax(log_w, 0).unsqueeze(-1) * value).sum(0) \
-            * torch.exp(torch.logsumexp(log_w, 0) - new_total).unsqueeze(-1)
+            + torch.einsum("kn,knd->nd", weights, value)
         log_total = new_total
     return acc
 
 
 @torch.no_grad()
 def multiple_impute(program: NotMIWAE, x: torch.Tensor, mask: torch.Tensor, m: int = 5,
-                    num_samples: int = 10_000, row_batch: int = 256, sample_chunk: int = 500,
-                    seed: int | None = None) -> torch.Tensor:
+                    num_samples: int = 10_000, row_batch: int | None = None,
+                    sample_chunk: int | None = None, seed: int | None = None) -> torch.Tensor:
     """m completed data sets, shape (m, N, D), by sampling importance resampling."""
     x, mask = _check(program, x, mask, num_samples)
+    row_batch, sample_chunk = block_sizes(x.device, row_batch, sample_chunk)
     if m < 1:
         raise ValueError(f"m must be >= 1, got {m}")
     if seed is not None:

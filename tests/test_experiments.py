@@ -9,6 +9,7 @@ from experiments.baselines import impute_baseline
 from experiments.datasets import DATASETS, load_dataset
 from experiments.mechanisms import mcar, paper_mnar, standardise
 from experiments.metrics import rmse_missing
+from experiments.protocol import RunSpec, group_replicas
 
 # Shapes, missing rates and mean-imputation RMSE from experiments/data/README.md.
 EXPECTED = {"banknote": (1372, 4, 0.257, 1.726), "concrete": (1030, 9, 0.209, 1.847),
@@ -56,10 +57,12 @@ def test_baselines_keep_observed_values(name):
 
 def test_runner_writes_results_and_resumes(tmp_path, capsys):
     args = ["--datasets", "banknote", "--models", "mean,notmiwae:selfmasking", "--seeds", "2",
-            "--iterations", "20", "--impute-samples", "20", "--out", str(tmp_path)]
+            "--iterations", "20", "--impute-samples", "20", "--jobs", "1", "--out", str(tmp_path)]
     assert uci.main(args) == 0
     runs = pd.read_csv(tmp_path / "runs.csv")
     assert len(runs) == 4
+    # The two seeds of the trained model ran as two replicas of one program.
+    assert set(runs.loc[runs["model"] == "notmiwae:selfmasking", "replicas"]) == {2}
     assert {"dataset", "model", "seed", "iterations", "rmse", "train_seconds"} <= set(runs)
     assert (tmp_path / "table.png").stat().st_size > 0
     table = (tmp_path / "table.md").read_text()
@@ -74,3 +77,20 @@ def test_runner_rejects_unknown_names(capsys):
     with pytest.raises(SystemExit):
         uci.parse_args(["--models", "notmiwae:nope", "--out", "x"])
     assert "unknown missing 'nope'" in capsys.readouterr().err
+
+
+def test_replica_groups_are_consecutive_seeds_of_one_configuration():
+    specs = [RunSpec("red", "miwae", s) for s in (0, 1, 2, 4)] + \
+        [RunSpec("red", "mean", s) for s in (0, 1)] + [RunSpec("red", "ppca", 5)]
+    groups = group_replicas(specs, max_replicas=2)
+    assert [[s.seed for s in g] for g in groups] == [[0, 1], [2], [4], [0], [1], [5]]
+
+
+def test_parallel_jobs_give_the_same_rows(tmp_path):
+    common = ["--datasets", "banknote", "--models", "miwae,notmiwae:linear", "--seeds", "1",
+              "--iterations", "15", "--impute-samples", "10"]
+    uci.main(common + ["--jobs", "1", "--out", str(tmp_path / "a")])
+    uci.main(common + ["--jobs", "2", "--out", str(tmp_path / "b")])
+    a = pd.read_csv(tmp_path / "a" / "runs.csv").sort_values("model").reset_index(drop=True)
+    b = pd.read_csv(tmp_path / "b" / "runs.csv").sort_values("model").reset_index(drop=True)
+    assert np.allclose(a["rmse"], b["rmse"], atol=1e-5)

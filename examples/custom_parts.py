@@ -13,7 +13,7 @@ from torch import nn
 from experiments.datasets import load_dataset
 from experiments.mechanisms import paper_mnar
 from experiments.metrics import rmse_missing
-from inference.imputer import NotMIWAEImputer
+from inference import NotMIWAEImputer
 from models.registry import register
 
 

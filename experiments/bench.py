@@ -115,9 +115,15 @@ def decoder_seconds(n_rows: int, n_features: int, num_samples: int, device: torc
 
 
 def machine() -> str:
-    cpu = platform.processor() or platform.machine()
     if torch.cuda.is_available():
         return f"GPU {torch.cuda.get_device_name(0)}"
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as info:
+            cpu = next(line.split(":", 1)[1].strip() for line in info
+                       if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
     return f"CPU {cpu}, {torch.get_num_threads()} threads"
 
 

@@ -134,3 +134,7 @@ def _execute(todo: list[RunSpec], args, runs_path: Path) -> list[dict]:
         for future in as_completed(futures):
             record(future.result())
     return rows
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -19,7 +19,7 @@ import torch
 from sklearn.base import BaseEstimator, OneToOneFeatureMixin, TransformerMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from models.registry import ModelConfig, build_model
+from models.registry import ModelConfig
 
 from .checks import (
     correlation_table,
@@ -30,9 +30,8 @@ from .checks import (
     summary_table,
     to_markdown,
 )
-from .device import default_device
 from .imputation import impute, multiple_impute
-from .training import TrainConfig, fit
+from .training import TrainConfig, fit, read_checkpoint, save_checkpoint
 
 
 def as_float_array(X) -> np.ndarray:
@@ -177,26 +176,19 @@ class NotMIWAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         """Parameters, fitted scaling and network weights, loadable with :meth:`load`."""
         check_is_fitted(self, "program_")
         names = getattr(self, "feature_names_in_", None)
-        torch.save({"format": 1, "params": self.get_params(),
-                    "model_config": self.model_config_.to_dict(),
-                    "mean": torch.as_tensor(self.mean_), "scale": torch.as_tensor(self.scale_),
-                    "feature_names": None if names is None else [str(n) for n in names],
-                    "history": torch.as_tensor(self.history_),
-                    "state_dict": self.program_.state_dict()}, path)
+        save_checkpoint(path, self.program_, self.model_config_, extra={
+            "imputer_params": self.get_params(),
+            "mean": torch.as_tensor(self.mean_), "scale": torch.as_tensor(self.scale_),
+            "feature_names": None if names is None else [str(n) for n in names],
+            "history": torch.as_tensor(self.history_)})
 
     @classmethod
     def load(cls, path: str | Path, device: str | None = None) -> NotMIWAEImputer:
-        try:
-            blob = torch.load(path, map_location=default_device(device), weights_only=True)
-        except FileNotFoundError:
-            raise FileNotFoundError(f"saved imputer not found: {path}") from None
-        if not isinstance(blob, dict) or "params" not in blob:
-            raise ValueError(f"{path} is not a saved NotMIWAEImputer")
-        imputer = cls(**{**blob["params"], "device": device})
-        imputer.model_config_ = ModelConfig(**blob["model_config"])
-        imputer.program_ = build_model(imputer.model_config_).to(default_device(device))
-        imputer.program_.load_state_dict(blob["state_dict"])
-        imputer.program_.eval()
+        program, config, blob = read_checkpoint(str(path), device)
+        if "imputer_params" not in blob:
+            raise ValueError(f"{path} is a model checkpoint, not a saved NotMIWAEImputer")
+        imputer = cls(**{**blob["imputer_params"], "device": device})
+        imputer.model_config_, imputer.program_ = config, program
         imputer.mean_ = blob["mean"].numpy()
         imputer.scale_ = blob["scale"].numpy()
         imputer.history_ = blob["history"].numpy()

@@ -175,15 +175,16 @@ def _renyi_step(program: NotMIWAE, cfg: TrainConfig, noise: list[torch.Generator
 
 
 def save_checkpoint(path: str, program: NotMIWAE, model_config: ModelConfig,
-                    train_config: TrainConfig | None = None) -> None:
-    """Parameters plus the configuration that built them."""
+                    train_config: TrainConfig | None = None, extra: dict | None = None) -> None:
+    """Parameters plus the configuration that built them (and ``extra`` entries)."""
     torch.save({"format": 1, "model_config": model_config.to_dict(),
                 "train_config": None if train_config is None else asdict(train_config),
-                "state_dict": program.state_dict()}, path)
+                "state_dict": program.state_dict(), **(extra or {})}, path)
 
 
-def load_checkpoint(path: str, device: str | None = None) -> tuple[NotMIWAE, ModelConfig]:
-    """Rebuild the program from its saved configuration and load its parameters."""
+def read_checkpoint(path: str, device: str | None = None,
+                    ) -> tuple[NotMIWAE, ModelConfig, dict]:
+    """Rebuild the program from its saved configuration; also return the saved entries."""
     try:
         blob = torch.load(path, map_location=default_device(device), weights_only=True)
     except FileNotFoundError:
@@ -193,4 +194,10 @@ def load_checkpoint(path: str, device: str | None = None) -> tuple[NotMIWAE, Mod
     config = ModelConfig(**blob["model_config"])
     program = build_model(config).to(default_device(device))
     program.load_state_dict(blob["state_dict"])
-    return program.eval(), config
+    return program.eval(), config, blob
+
+
+def load_checkpoint(path: str, device: str | None = None) -> tuple[NotMIWAE, ModelConfig]:
+    """The program saved by :func:`save_checkpoint`, and its configuration."""
+    program, config, _ = read_checkpoint(path, device)
+    return program, config

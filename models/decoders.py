@@ -25,27 +25,24 @@ class GaussianDecoder(nn.Module):
 
     def forward(self, z: torch.Tensor) -> dist.Distribution:
         h = self.trunk(z)
-        return dist.Normal(self.loc(h), F.softplus(self.scale(h)) + self.min_scale)
+        return dist.Normal(self.loc(h), self.scale_of(h))
+
+    def scale_of(self, h: torch.Tensor) -> torch.Tensor:
+        return F.softplus(self.scale(h)) + self.min_scale
 
 
-class StudentTDecoder(nn.Module):
-    """p(x_j | z) = t_nu(mu_j(z), sigma_j(z)), nu_j(z) = 3 + softplus(.) (finite variance)."""
-
-    has_rsample = True
+class StudentTDecoder(GaussianDecoder):
+    """p(x_j | z) = t_nu(mu_j(z), sigma_j(z)), nu_j(z) = 3 + softplus(.) (finite variance):
+    the Gaussian decoder with one more head."""
 
     def __init__(self, latent_dim: int, n_features: int, hidden: int = 128,
                  min_scale: float = 1e-3, replicas: int = 1) -> None:
-        super().__init__()
-        self.trunk = mlp(latent_dim, hidden, replicas=replicas)
-        self.loc = Dense(hidden, n_features, replicas)
-        self.scale = Dense(hidden, n_features, replicas)
+        super().__init__(latent_dim, n_features, hidden, min_scale, replicas)
         self.df = Dense(hidden, n_features, replicas)
-        self.min_scale = min_scale
 
     def forward(self, z: torch.Tensor) -> dist.Distribution:
         h = self.trunk(z)
-        scale = F.softplus(self.scale(h)) + self.min_scale
-        return dist.StudentT(3.0 + F.softplus(self.df(h)), self.loc(h), scale)
+        return dist.StudentT(3.0 + F.softplus(self.df(h)), self.loc(h), self.scale_of(h))
 
 
 class BernoulliDecoder(nn.Module):

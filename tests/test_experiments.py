@@ -1,5 +1,9 @@
 """Data sets, mechanisms, baselines and the resumable runner."""
 
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -94,3 +98,11 @@ def test_parallel_jobs_give_the_same_rows(tmp_path):
     a = pd.read_csv(tmp_path / "a" / "runs.csv").sort_values("model").reset_index(drop=True)
     b = pd.read_csv(tmp_path / "b" / "runs.csv").sort_values("model").reset_index(drop=True)
     assert np.allclose(a["rmse"], b["rmse"], atol=1e-5)
+
+
+@pytest.mark.parametrize("module", ["experiments.uci", "experiments.bench", "experiments.export",
+                                    "inference.cli"])
+def test_command_line_entry_points_run(module):
+    out = subprocess.run([sys.executable, "-m", module, "--help"], capture_output=True,
+                         text=True, check=True, cwd=Path(__file__).resolve().parents[1])
+    assert "usage:" in out.stdout

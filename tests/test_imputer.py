@@ -9,7 +9,7 @@ from sklearn.base import clone
 from sklearn.linear_model import LinearRegression
 from sklearn.pipeline import Pipeline
 
-from inference.imputer import NotMIWAEImputer
+from inference import NotMIWAEImputer
 from inference.pooling import rubin_pool
 
 FAST = dict(iterations=60, num_samples=30, hidden=16)

@@ -31,6 +31,8 @@ def replicate(program: NotMIWAE, x: torch.Tensor, mask: torch.Tensor, num_replic
     """Replicated data and masks, each (num_replicates, N, D); mask True = observed."""
     if seed is not None:
         pyro.set_rng_seed(seed)
+    device = next(program.parameters()).device
+    x, mask = x.to(device), mask.to(device)
     xs, ss = [], []
     with pyro.validation_enabled(False):
         for start in range(0, len(x), row_batch):

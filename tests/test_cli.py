@@ -1,6 +1,7 @@
 """The notmiwae command end to end on a small CSV, and configuration files."""
 
 import runpy
+import shutil
 import sys
 from pathlib import Path
 
@@ -115,3 +116,12 @@ def test_user_defined_prior_and_missing_model_train(monkeypatch):
     rmse = module["main"](iterations=300)
     assert np.isfinite(rmse) and rmse < 1.73  # mean imputation gives 1.73
     sys.modules.pop("custom_parts", None)
+
+
+def test_render_draws_the_graphical_model(tmp_path):
+    pytest.importorskip("graphviz")
+    if shutil.which("dot") is None:
+        pytest.skip("Graphviz's dot program is not installed")
+    out = tmp_path / "model.png"
+    assert main(["render", "--model", "notmiwae:linear", "--out", str(out)]) == 0
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -4,6 +4,7 @@
     prior = "normal"
     decoder = "gaussian"
     missing = "selfmasking_known"
+    latent_mask = false           # true: the masked not-MIWAE (a latent z_mask)
     latent_dim = 3                # optional: default D - 1
     hidden = 128
 
@@ -36,7 +37,7 @@ else:  # pragma: no cover
 
 SECTIONS = {
     "model": {"prior": "prior", "decoder": "decoder", "missing": "missing",
-              "latent_dim": "latent_dim", "hidden": "hidden"},
+              "latent_mask": "latent_mask", "latent_dim": "latent_dim", "hidden": "hidden"},
     "training": {"iterations": "iterations", "batch_size": "batch_size",
                  "num_particles": "num_particles", "learning_rate": "learning_rate",
                  "seed": "random_state", "device": "device"},

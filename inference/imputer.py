@@ -60,15 +60,17 @@ def as_float_array(X) -> np.ndarray:
 class NotMIWAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     """Impute missing values (NaN) with a not-MIWAE (or MIWAE) trained on the data.
 
-    Parameters name the model (``missing``, ``decoder``, ``prior``, ``latent_dim``,
-    ``hidden``), the training (``iterations``, ``batch_size``, ``num_particles`` = K,
-    ``learning_rate``) and the imputation (``num_samples`` = L importance samples,
-    ``estimator``: "mean" or "sample"), plus ``device`` and ``random_state``.
+    Parameters name the model (``missing``, ``decoder``, ``prior``, ``latent_mask`` for
+    the masked not-MIWAE, ``latent_dim``, ``hidden``), the training (``iterations``,
+    ``batch_size``, ``num_particles`` = K, ``learning_rate``) and the imputation
+    (``num_samples`` = L importance samples, ``estimator``: "mean" or "sample"), plus
+    ``device`` and ``random_state``.
     ``missing="ignorable"`` gives MIWAE.
     """
 
     def __init__(self, missing: str = "selfmasking_known", decoder: str = "gaussian",
-                 prior: str = "normal", latent_dim: int | None = None, hidden: int = 128,
+                 prior: str = "normal", latent_mask: bool = False,
+                 latent_dim: int | None = None, hidden: int = 128,
                  iterations: int = 20_000, batch_size: int = 16, num_particles: int = 20,
                  learning_rate: float = 1e-3, num_samples: int = 1_000,
                  estimator: str = "mean", device: str | None = None,
@@ -76,6 +78,7 @@ class NotMIWAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         self.missing = missing
         self.decoder = decoder
         self.prior = prior
+        self.latent_mask = latent_mask
         self.latent_dim = latent_dim
         self.hidden = hidden
         self.iterations = iterations
@@ -100,7 +103,8 @@ class NotMIWAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         self.scale_ = np.where(scale > 0, scale, 1.0)
         self.model_config_ = ModelConfig(n_features=values.shape[1], latent_dim=self.latent_dim,
                                          decoder=self.decoder, missing=self.missing,
-                                         prior=self.prior, hidden=self.hidden)
+                                         prior=self.prior, hidden=self.hidden,
+                                         latent_mask=self.latent_mask)
         train = TrainConfig(iterations=self.iterations, batch_size=self.batch_size,
                             num_particles=self.num_particles,
                             learning_rate=self.learning_rate, seed=self.random_state)

@@ -6,6 +6,11 @@ on given standard-normal noise, so that the same samples give the same value and
     z_k    = mu(x~) + sigma(x~) eps_k
     x^m_k  = drawn from p(x^m | z_k) with the noise eps_x (location-scale decoders)
     log w_k = log p(x^o | z_k) + log p(s | x^o, x^m_k) + log p(z_k) - log q(z_k | x^o)
+
+and for the masked not-MIWAE (Section 3 of the project's reference), with a second
+latent z_mask_k = mu_m(x~) + sigma_m(x~) eps_m,k:
+
+    log w_k += log p(z_mask_k) - log q(z_mask_k | x^o),  p(s | x, mu_m(z_mask_k)) in place
 """
 
 from __future__ import annotations
@@ -16,20 +21,31 @@ import torch
 from torch.distributions import Bernoulli, Normal
 
 
-def reference_log_weights(program, x: torch.Tensor, mask: torch.Tensor,
-                          eps_z: torch.Tensor, eps_x: torch.Tensor) -> torch.Tensor:
-    """log w (K, N) for a Gaussian-family decoder, from noise eps_z (K,N,d), eps_x (K,N,D)."""
-    q = program.encoder(x).base_dist  # Normal(mu, sigma), shape (N, d)
-    z = q.loc + q.scale * eps_z
-    log_q = Normal(q.loc, q.scale).log_prob(z).sum(-1)
-    log_prior = Normal(0.0, 1.0).log_prob(z).sum(-1)
+def _latent(encoder, x: torch.Tensor, eps: torch.Tensor):
+    """z = mu + sigma eps from an encoder, and log p(z) - log q(z | x^o) with p = N(0, I)."""
+    q = encoder(x).base_dist  # Normal(mu, sigma), shape (N, d)
+    z = q.loc + q.scale * eps
+    return z, (Normal(0.0, 1.0).log_prob(z) - Normal(q.loc, q.scale).log_prob(z)).sum(-1)
+
+
+def reference_log_weights(program, x: torch.Tensor, mask: torch.Tensor, eps_z: torch.Tensor,
+                          eps_x: torch.Tensor, eps_mask: torch.Tensor | None = None,
+                          ) -> torch.Tensor:
+    """log w (K, N) for a Gaussian-family decoder, from noise eps_z (K,N,d), eps_x (K,N,D)
+    and, for a masked not-MIWAE, eps_mask (K,N,d_mask)."""
+    z, log_w = _latent(program.encoder, x, eps_z)
     p_x = program.decoder(z)
     loc, scale = p_x.loc, p_x.scale
-    log_px_obs = (Normal(loc, scale).log_prob(x) * mask).sum(-1)
-    log_w = log_px_obs + log_prior - log_q
+    log_w = log_w + (Normal(loc, scale).log_prob(x) * mask).sum(-1)
     if program.missingness is not None:
         x_full = torch.where(mask, x, loc + scale * eps_x)
-        log_ps = Bernoulli(logits=program.missingness(x_full)).log_prob(mask.to(x.dtype))
+        if program.latent_mask is None:
+            logits = program.missingness(x_full)
+        else:
+            z_mask, log_ratio = _latent(program.latent_mask.encoder, x, eps_mask)
+            logits = program.missingness(x_full, program.latent_mask(z_mask))
+            log_w = log_w + log_ratio
+        log_ps = Bernoulli(logits=logits).log_prob(mask.to(x.dtype))
         log_w = log_w + log_ps.sum(-1)
     return log_w
 
@@ -45,7 +61,9 @@ def reference_step(program, optimizer: torch.optim.Optimizer, num_particles: int
         batch = x.shape[:-3] + (num_particles, x.shape[-2])
         eps_z = torch.randn(*batch, latent, dtype=x.dtype, device=x.device)
         eps_x = torch.randn(*batch, x.shape[-1], dtype=x.dtype, device=x.device)
-        log_w = reference_log_weights(program, x, mask, eps_z, eps_x)
+        eps_mask = None if program.latent_mask is None else torch.randn(
+            *batch, program.latent_mask.prior.latent_dim, dtype=x.dtype, device=x.device)
+        log_w = reference_log_weights(program, x, mask, eps_z, eps_x, eps_mask)
         bound = (torch.logsumexp(log_w, -2) - math.log(num_particles)).mean(-1)
         optimizer.zero_grad(set_to_none=True)
         (-bound.sum()).backward()

@@ -2,6 +2,8 @@
 
 Each module maps a complete x (..., D) to the logits of P(s_j = 1 | x), s_j = 1 meaning
 "x_j is observed". ``None`` in place of a module means ignorable missingness (MIWAE).
+With a latent mask variable (masked not-MIWAE), ``shift`` = mu_m(z_mask) (..., D) enters
+the logits too: self-masking adds g_j * shift_j, the dense models take x + shift.
 """
 
 from __future__ import annotations
@@ -16,17 +18,23 @@ from .networks import Dense, per_replica, replica_parameter
 class SelfMasking(nn.Module):
     """logit_j = -W_j (x_j - b_j): each feature's own value drives its missingness."""
 
-    def __init__(self, n_features: int, replicas: int = 1) -> None:
+    def __init__(self, n_features: int, replicas: int = 1, latent_mask: bool = False) -> None:
         super().__init__()
         self.weight = replica_parameter((n_features,), replicas)
         self.bias = replica_parameter((n_features,), replicas)
+        self.gain = replica_parameter((n_features,), replicas) if latent_mask else None
 
     def slope(self, weight: torch.Tensor) -> torch.Tensor:
         return weight
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, shift: torch.Tensor | None = None) -> torch.Tensor:
         weight, bias = per_replica(self.weight, x), per_replica(self.bias, x)
-        return -self.slope(weight) * (x - bias)
+        logits = -self.slope(weight) * (x - bias)
+        if shift is None:
+            return logits
+        if self.gain is None:
+            raise ValueError("build with latent_mask=True to take a latent mask shift")
+        return logits + per_replica(self.gain, x) * shift
 
 
 class SelfMaskingKnown(SelfMasking):
@@ -39,22 +47,23 @@ class SelfMaskingKnown(SelfMasking):
 class LinearMissing(nn.Module):
     """logits = A x + c: any feature may drive any feature's missingness ("agnostic")."""
 
-    def __init__(self, n_features: int, replicas: int = 1) -> None:
+    def __init__(self, n_features: int, replicas: int = 1, latent_mask: bool = False) -> None:
         super().__init__()
         self.dense = Dense(n_features, n_features, replicas)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.dense(x)
+    def forward(self, x: torch.Tensor, shift: torch.Tensor | None = None) -> torch.Tensor:
+        return self.dense(x if shift is None else x + shift)
 
 
 class NonlinearMissing(nn.Module):
     """logits = A2 tanh(A1 x + c1) + c2: one hidden layer."""
 
-    def __init__(self, n_features: int, replicas: int = 1, hidden: int | None = None) -> None:
+    def __init__(self, n_features: int, replicas: int = 1, latent_mask: bool = False,
+                 hidden: int | None = None) -> None:
         super().__init__()
         hidden = hidden or n_features
         self.net = nn.Sequential(Dense(n_features, hidden, replicas), nn.Tanh(),
                                  Dense(hidden, n_features, replicas))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
+    def forward(self, x: torch.Tensor, shift: torch.Tensor | None = None) -> torch.Tensor:
+        return self.net(x if shift is None else x + shift)

@@ -1,11 +1,12 @@
 """The generative program: p(z) p(x | z) p(s | x), one plate around the data.
 
-    z_i   ~ p(z)                                   per row i
-    x_ij  ~ p(x_j | z_i)                           observed where s_ij = 1, latent where 0
-    s_ij  ~ Bernoulli(sigmoid(logit_j(x_i)))      the missing process (absent for MIWAE)
+    z_i      ~ p(z)                                 per row i
+    z_mask_i ~ N(0, I)                              masked not-MIWAE only
+    x_ij     ~ p(x_j | z_i)                         observed where s_ij = 1, latent where 0
+    s_ij     ~ Bernoulli(sigmoid(logit_j(x_i [, mu_m(z_mask_i)])))   the missing process
 
-MIWAE, not-MIWAE with any missing model and the PPCA-like variants are all this one
-program with different parts plugged in.
+MIWAE (no missing process), not-MIWAE with any missing model, the PPCA-like variants and
+the masked not-MIWAE are all this one program with different parts plugged in.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import torch
 from torch import nn
 
 from .guide import AmortizedGuide
+from .latent_mask import LatentMask
 
 FEATURE_DIM = -1  # columns
 DATA_DIM = -2  # rows
@@ -37,7 +39,8 @@ class NotMIWAE(nn.Module):
     """
 
     def __init__(self, prior: nn.Module, decoder: nn.Module, encoder: nn.Module,
-                 missingness: nn.Module | None = None, replicas: int = 1) -> None:
+                 missingness: nn.Module | None = None, replicas: int = 1,
+                 latent_mask: LatentMask | None = None) -> None:
         super().__init__()
         if missingness is not None and not getattr(decoder, "has_rsample", True):
             raise ValueError(
@@ -46,21 +49,32 @@ class NotMIWAE(nn.Module):
         self.prior = prior
         self.decoder = decoder
         self.encoder = encoder
+        if latent_mask is not None and missingness is None:
+            raise ValueError("a latent mask variable needs a missing model to act on")
         self.missingness = missingness
+        self.latent_mask = latent_mask
         self.replicas = replicas
-        self.guide = AmortizedGuide(self.model, {"z": encoder})
+        encoders = {"z": encoder}
+        if latent_mask is not None:
+            encoders["z_mask"] = latent_mask.encoder
+        self.guide = AmortizedGuide(self.model, encoders)
 
     def model(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         n, d = x.shape[-2:]
         with self.replica_plate(), pyro.plate("data", n, dim=DATA_DIM):
             z = pyro.sample("z", self.prior())
+            shift = None
+            if self.latent_mask is not None:  # z_mask acts on the mask only
+                z_mask = pyro.sample("z_mask", self.latent_mask.prior())
+                shift = self.latent_mask(z_mask.squeeze(DATA_DIM))
             p_x = self.decoder(z.squeeze(DATA_DIM))
             with pyro.plate("features", d, dim=FEATURE_DIM):
                 # Splits into x_observed (scored) and x_unobserved (latent), merged into x.
                 x_full = pyro.sample("x", p_x, obs=x, obs_mask=mask)
                 if self.missingness is not None:
-                    pyro.sample("s", dist.Bernoulli(logits=self.missingness(x_full)),
-                                obs=mask.to(x.dtype))
+                    logits = (self.missingness(x_full) if shift is None
+                              else self.missingness(x_full, shift))
+                    pyro.sample("s", dist.Bernoulli(logits=logits), obs=mask.to(x.dtype))
         return x_full
 
     def replica_plate(self):

@@ -14,6 +14,7 @@ from torch import nn
 
 from . import decoders, missingness
 from .encoders import GaussianEncoder
+from .latent_mask import LatentMask
 from .priors import StandardNormalPrior
 from .program import NotMIWAE
 
@@ -47,6 +48,8 @@ class ModelConfig:
     missing: str = "selfmasking_known"
     prior: str = "normal"
     hidden: int = 128
+    latent_mask: bool = False  # masked not-MIWAE: a latent z_mask acting on the mask
+    mask_latent_dim: int | None = None  # default: that of z
 
     def __post_init__(self) -> None:
         for field, table in (("decoder", DECODERS), ("missing", MISSING_MODELS),
@@ -56,6 +59,8 @@ class ModelConfig:
                 raise ValueError(f"unknown {field} {value!r}; choose from {sorted(table)}")
         if self.n_features < 1:
             raise ValueError(f"n_features must be >= 1, got {self.n_features}")
+        if self.latent_mask and self.missing == "ignorable":
+            raise ValueError("latent_mask needs a non-ignorable missing model")
 
     @property
     def latent(self) -> int:
@@ -74,13 +79,16 @@ def build_model(config: ModelConfig, replicas: int = 1) -> NotMIWAE:
     d, latent = config.n_features, config.latent
     make_missing = MISSING_MODELS[config.missing]
     kw = {} if replicas == 1 else {"replicas": replicas}
+    mask_kw = {"latent_mask": True} if config.latent_mask else {}
     try:
         return NotMIWAE(
             prior=PRIORS[config.prior](latent),
             decoder=DECODERS[config.decoder](latent, d, config.hidden, **kw),
             encoder=GaussianEncoder(d, latent, config.hidden, **kw),
-            missingness=None if make_missing is None else make_missing(d, **kw),
+            missingness=None if make_missing is None else make_missing(d, **kw, **mask_kw),
             replicas=replicas,
+            latent_mask=LatentMask(d, config.mask_latent_dim or latent, config.hidden, **kw)
+            if config.latent_mask else None,
         )
     except TypeError as err:
         if replicas == 1:
@@ -100,21 +108,28 @@ def register(kind: str, name: str, factory: Callable | None) -> None:
     tables[kind][name] = factory
 
 
-FAMILIES = {"miwae": ("gaussian", "ignorable"), "ppca": ("linear-gaussian", "ignorable"),
-            "notmiwae": ("gaussian", None), "notmiwae-ppca": ("linear-gaussian", None)}
+FAMILIES = {  # name: (decoder, missing model or None for ':<missing>', latent mask)
+    "miwae": ("gaussian", "ignorable", False),
+    "ppca": ("linear-gaussian", "ignorable", False),
+    "notmiwae": ("gaussian", None, False),
+    "notmiwae-ppca": ("linear-gaussian", None, False),
+    "masked-notmiwae": ("gaussian", None, True),
+    "masked-notmiwae-ppca": ("linear-gaussian", None, True),
+}
 
 
-def variant_from_name(name: str) -> dict[str, str]:
-    """``miwae``, ``ppca``, ``notmiwae:<missing>``, ``notmiwae-ppca:<missing>`` to parts."""
+def variant_from_name(name: str) -> dict:
+    """``miwae``, ``ppca``, ``[masked-]notmiwae[-ppca]:<missing>`` to their parts."""
     family, _, missing = name.partition(":")
     if family not in FAMILIES:
         raise ValueError(f"unknown model {name!r}; families are {sorted(FAMILIES)}")
-    decoder, fixed_missing = FAMILIES[family]
+    decoder, fixed_missing, latent_mask = FAMILIES[family]
     if (fixed_missing is None) == (not missing):
         need = "needs ':<missing model>'" if fixed_missing is None else "takes no ':<missing>'"
         raise ValueError(f"model {name!r}: {family} {need}; missing models are "
                          f"{sorted(m for m in MISSING_MODELS if m != 'ignorable')}")
-    return {"decoder": decoder, "missing": fixed_missing or missing}
+    parts = {"decoder": decoder, "missing": fixed_missing or missing}
+    return {**parts, "latent_mask": True} if latent_mask else parts
 
 
 def config_from_name(name: str, n_features: int, **overrides) -> ModelConfig:

@@ -22,9 +22,10 @@ def toy_data(n: int = 9, d: int = 5, seed: int = 0, dtype=torch.float64):
 
 
 def toy_program(missing: str = "selfmasking", decoder: str = "gaussian", d: int = 5,
-                hidden: int = 16, seed: int = 0):
+                hidden: int = 16, seed: int = 0, latent_mask: bool = False):
     torch.manual_seed(seed)
-    config = ModelConfig(n_features=d, missing=missing, decoder=decoder, hidden=hidden)
+    config = ModelConfig(n_features=d, missing=missing, decoder=decoder, hidden=hidden,
+                         latent_mask=latent_mask)
     program = build_model(config).double()
     # Move the missing-model weights off their zero initialisation, so every term matters.
     with torch.no_grad():

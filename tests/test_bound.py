@@ -14,17 +14,23 @@ from tests.conftest import toy_data, toy_program
 
 MISSING = ["ignorable", "selfmasking", "selfmasking_known", "linear", "nonlinear"]
 DECODERS = ["gaussian", "linear-gaussian"]
+VARIANTS = [(m, d, False) for m in MISSING for d in DECODERS] + \
+    [(m, d, True) for m in MISSING[1:] for d in DECODERS]  # masked not-MIWAE
 K = 6
 
 
 def noise_of(program, x, trace):
-    """The standard-normal noise behind the trace's z and x^m (the "same samples")."""
+    """The standard-normal noise behind the trace's z, x^m and z_mask (the "same samples")."""
     with torch.no_grad():
         q = program.encoder(x).base_dist
         z = trace.nodes["z"]["value"].squeeze(-2)
         p_x = program.decoder(z)
         eps_x = (trace.nodes["x_unobserved"]["value"] - p_x.loc) / p_x.scale
-        return (z - q.loc) / q.scale, eps_x
+        eps_mask = None
+        if program.latent_mask is not None:
+            q_mask = program.latent_mask.encoder(x).base_dist
+            eps_mask = (trace.nodes["z_mask"]["value"].squeeze(-2) - q_mask.loc) / q_mask.scale
+        return (z - q.loc) / q.scale, eps_x, eps_mask
 
 
 def grads(program):
@@ -32,10 +38,9 @@ def grads(program):
             for p in program.parameters()]
 
 
-@pytest.mark.parametrize("decoder", DECODERS)
-@pytest.mark.parametrize("missing", MISSING)
-def test_bound_and_gradient_match_hand_written_formula(missing, decoder):
-    program = toy_program(missing, decoder)
+@pytest.mark.parametrize("missing, decoder, latent_mask", VARIANTS)
+def test_bound_and_gradient_match_hand_written_formula(missing, decoder, latent_mask):
+    program = toy_program(missing, decoder, latent_mask=latent_mask)
     x, mask, _ = toy_data()
     log_w, trace = log_importance_weights(program, x, mask, K)
     bound = iw_bound(log_w).sum()
@@ -43,8 +48,7 @@ def test_bound_and_gradient_match_hand_written_formula(missing, decoder):
     g_pyro = grads(program)
     program.zero_grad()
 
-    eps_z, eps_x = noise_of(program, x, trace)
-    ref_log_w = reference_log_weights(program, x, mask, eps_z, eps_x)
+    ref_log_w = reference_log_weights(program, x, mask, *noise_of(program, x, trace))
     ref_bound = (torch.logsumexp(ref_log_w, 0) - math.log(K)).sum()
     ref_bound.backward()
     g_ref = grads(program)
@@ -77,10 +81,9 @@ def test_missing_model_term_is_counted():
     program = toy_program("selfmasking")
     x, mask, _ = toy_data()
     log_w, trace = log_importance_weights(program, x, mask, K)
-    eps_z, eps_x = noise_of(program, x, trace)
     program_without = toy_program("selfmasking")
     program_without.missingness = None
-    wrong = reference_log_weights(program_without, x, mask, eps_z, eps_x)
+    wrong = reference_log_weights(program_without, x, mask, *noise_of(program, x, trace))
     assert (log_w - wrong).abs().max() > 1e-2
 
 
@@ -97,3 +100,15 @@ def test_shapes_with_k_particles():
     assert torch.equal(merged[:, mask], x[mask].expand(11, -1))
     # The bound is the log-mean-exp over particles, per row.
     torch.testing.assert_close(iw_bound(log_w), log_w.logsumexp(0) - math.log(11))
+
+
+def test_latent_mask_terms_are_counted():
+    """Leaving p(z_mask) / q(z_mask | x^o) out of the weights (a known bug) is caught."""
+    program = toy_program("selfmasking", latent_mask=True)
+    x, mask, _ = toy_data()
+    log_w, trace = log_importance_weights(program, x, mask, K)
+    site = trace.nodes["z_mask"]
+    ratio = site["infer"]["prior"].log_prob(site["value"]) - site["fn"].log_prob(site["value"])
+    torch.testing.assert_close(log_w, reference_log_weights(program, x, mask,
+                                                            *noise_of(program, x, trace)))
+    assert ratio.abs().min() > 1e-3  # so a bound without it would fail the test above

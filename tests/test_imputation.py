@@ -13,9 +13,13 @@ from tests.test_bound import noise_of
 
 
 @pytest.mark.parametrize("estimator", ["mean", "sample"])
-@pytest.mark.parametrize("missing", ["ignorable", "selfmasking_known", "linear"])
-def test_snis_imputation_matches_hand_written_weights(missing, estimator):
-    program = toy_program(missing)
+@pytest.mark.parametrize("missing, latent_mask", [("ignorable", False),
+                                                  ("selfmasking_known", False),
+                                                  ("linear", False), ("selfmasking", True),
+                                                  ("linear", True)])
+def test_snis_imputation_matches_hand_written_weights(missing, latent_mask, estimator):
+    """The imputation weights include p(z_mask) / q(z_mask | x^o) for the masked model."""
+    program = toy_program(missing, latent_mask=latent_mask)
     x, mask, _ = toy_data()
     L = 40
     pyro.set_rng_seed(7)
@@ -23,8 +27,9 @@ def test_snis_imputation_matches_hand_written_weights(missing, estimator):
     pyro.set_rng_seed(7)
     with torch.no_grad():
         _, trace = log_importance_weights(program, x, mask, L)
-        eps_z, eps_x = noise_of(program, x, trace)
-        w = torch.softmax(reference_log_weights(program, x, mask, eps_z, eps_x), 0)  # (L, N)
+        eps_z, eps_x, eps_mask = noise_of(program, x, trace)
+        log_w = reference_log_weights(program, x, mask, eps_z, eps_x, eps_mask)
+        w = torch.softmax(log_w, 0)  # (L, N)
         q = program.encoder(x).base_dist
         p_x = program.decoder(q.loc + q.scale * eps_z)
         value = p_x.loc if estimator == "mean" else p_x.loc + p_x.scale * eps_x

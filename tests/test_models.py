@@ -15,6 +15,10 @@ def test_names_build_the_documented_variants():
     assert isinstance(ppca.decoder, LinearGaussianDecoder)
     assert isinstance(ppca.missingness, SelfMaskingKnown)
     assert config_from_name("notmiwae:linear", 6, latent_dim=2).latent == 2
+    masked = build_model(config_from_name("masked-notmiwae-ppca:linear", 6))
+    assert isinstance(masked.decoder, LinearGaussianDecoder)
+    assert set(masked.guide.encoders) == {"z", "z_mask"}
+    assert masked.latent_mask.prior.latent_dim == 5
 
 
 @pytest.mark.parametrize("name, message", [

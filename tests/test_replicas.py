@@ -14,7 +14,7 @@ def params(program):
 
 
 @pytest.mark.parametrize("name", ["miwae", "notmiwae:selfmasking_known", "notmiwae-ppca:linear",
-                                  "notmiwae:nonlinear"])
+                                  "notmiwae:nonlinear", "masked-notmiwae:selfmasking"])
 def test_replica_r_is_the_run_with_seed_plus_r(name):
     x, mask, _ = toy_data(n=50, d=4, dtype=torch.float32)
     config = config_from_name(name, 4, hidden=32)

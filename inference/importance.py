@@ -25,15 +25,17 @@ from .noise import ReplicaNoise
 
 
 def run_program(program: NotMIWAE, x: torch.Tensor, mask: torch.Tensor,
-                num_particles: int, noise: list[torch.Generator] | None = None) -> Trace:
+                num_particles: int, noise: list[torch.Generator] | None = None,
+                y: torch.Tensor | None = None) -> Trace:
     """One vectorized run of the guide (which runs the model once) over K particles.
 
     ``noise``: one random generator per replica (see :mod:`inference.noise`); by default
-    the global random state is used.
+    the global random state is used. ``y``: the target of a jointly supervised program;
+    left out, it is latent and so contributes nothing to the weights.
     """
     with ReplicaNoise(noise) if noise else nullcontext():
         with pyro.plate("particles", num_particles, dim=PARTICLE_DIM):
-            program.guide(x, mask)
+            program.guide(x, mask, y)
     return program.guide.trace
 
 
@@ -66,9 +68,9 @@ def _per_row(log_p: torch.Tensor) -> torch.Tensor:
 
 def log_importance_weights(program: NotMIWAE, x: torch.Tensor, mask: torch.Tensor,
                            num_particles: int, noise: list[torch.Generator] | None = None,
-                           ) -> tuple[torch.Tensor, Trace]:
+                           y: torch.Tensor | None = None) -> tuple[torch.Tensor, Trace]:
     """log w (K, N) (or (R, K, N)) and the trace that holds the samples behind it."""
-    trace = run_program(program, x, mask, num_particles, noise)
+    trace = run_program(program, x, mask, num_particles, noise, y)
     return log_weights_from_trace(trace, program.guide.encoders), trace
 
 

@@ -35,12 +35,18 @@ def _chunks(total: int, size: int):
         yield min(size, total - start)
 
 
-def _weighted_chunks(program, x, mask, num_samples, chunk_size):
-    """Yield (log w (L_c, n), E[x | z] (L_c, n, D), x sample (L_c, n, D)) per chunk."""
+VALUES = {  # what is averaged, read off a trace of L_c particles: (L_c, n, F)
+    "mean": lambda trace: trace.nodes["x_unobserved"]["fn"].mean,  # E[x | z_l]
+    "sample": lambda trace: trace.nodes["x_unobserved"]["value"],  # x_l
+    "target": lambda trace: trace.nodes["y"]["fn"].mean,  # E[y | x^o, x^m_l]
+}
+
+
+def _weighted_chunks(program, x, mask, num_samples, chunk_size, value):
+    """Yield (log w (L_c, n), value(trace) (L_c, n, F)) per chunk of samples."""
     for size in _chunks(num_samples, chunk_size):
         log_w, trace = log_importance_weights(program, x, mask, size)
-        site = trace.nodes["x_unobserved"]
-        yield log_w, site["fn"].mean, site["value"]
+        yield log_w, value(trace)
 
 
 def block_sizes(device: torch.device, row_batch: int | None,
@@ -76,16 +82,43 @@ def impute(program: NotMIWAE, x: torch.Tensor, mask: torch.Tensor, num_samples: 
     with pyro.validation_enabled(False), flush_denormals():
         for start in range(0, len(x), row_batch):
             rows = slice(start, start + row_batch)
-            x_hat = _snis(program, x[rows], mask[rows], num_samples, sample_chunk, estimator)
+            x_hat = _snis(program, x[rows], mask[rows], num_samples, sample_chunk,
+                          VALUES[estimator])
             out[rows] = torch.where(mask[rows], x[rows], x_hat)
     return out
 
 
-def _snis(program, x, mask, num_samples, chunk, estimator) -> torch.Tensor:
+@torch.no_grad()
+def predict_target(program: NotMIWAE, x: torch.Tensor, mask: torch.Tensor,
+                   num_samples: int = 10_000, row_batch: int | None = None,
+                   sample_chunk: int | None = None, seed: int | None = None) -> torch.Tensor:
+    """E[y | x^o, s] = sum_l w~_l f(x^o, x^m_l) for a jointly supervised program, (N,).
+
+    The weights leave y out (it is unknown at prediction time): y stays a latent site the
+    guide proposes from the model itself, so it adds nothing to them.
+    """
+    if program.regressor is None:
+        raise ValueError("the program has no target: build it with target=True")
+    x, mask = _check(program, x, mask, num_samples)
+    row_batch, sample_chunk = block_sizes(x.device, row_batch, sample_chunk)
+    if seed is not None:
+        pyro.set_rng_seed(seed)
+    out = torch.empty(len(x), device=x.device, dtype=x.dtype)
+    with pyro.validation_enabled(False), flush_denormals():
+        for start in range(0, len(x), row_batch):
+            rows = slice(start, start + row_batch)
+            out[rows] = _snis(program, x[rows], mask[rows], num_samples, sample_chunk,
+                              VALUES["target"])[:, 0]
+    return out
+
+
+def _snis(program, x, mask, num_samples, chunk, read) -> torch.Tensor:
+    """sum_l w~_l value_l over all chunks, with a running log-sum-exp: (n, F)."""
     log_total = torch.full((len(x),), -math.inf, device=x.device)
-    acc = torch.zeros_like(x)
-    for log_w, mean, sample in _weighted_chunks(program, x, mask, num_samples, chunk):
-        value = mean if estimator == "mean" else sample
+    acc = None
+    for log_w, value in _weighted_chunks(program, x, mask, num_samples, chunk, read):
+        if acc is None:
+            acc = torch.zeros(value.shape[1:], device=x.device, dtype=value.dtype)
         new_total = torch.logaddexp(log_total, torch.logsumexp(log_w, 0))
         weights = torch.exp(log_w - new_total)  # w_l / (sum of all weights so far)
         acc = acc * torch.exp(log_total - new_total).unsqueeze(-1) \
@@ -124,7 +157,8 @@ def _sir(program, x, mask, m, num_samples, chunk) -> torch.Tensor:
     log_total = torch.full((n,), -math.inf, device=x.device)
     picks = torch.zeros(m, n, x.shape[1], device=x.device, dtype=x.dtype)
     rows = torch.arange(n, device=x.device)
-    for log_w, _, sample in _weighted_chunks(program, x, mask, num_samples, chunk):
+    for log_w, sample in _weighted_chunks(program, x, mask, num_samples, chunk,
+                                          VALUES["sample"]):
         log_chunk = torch.logsumexp(log_w, 0)
         new_total = torch.logaddexp(log_total, log_chunk)
         within = torch.multinomial(torch.softmax(log_w, 0).T, m, replacement=True)  # (n, m)

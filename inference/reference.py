@@ -30,15 +30,19 @@ def _latent(encoder, x: torch.Tensor, eps: torch.Tensor):
 
 def reference_log_weights(program, x: torch.Tensor, mask: torch.Tensor, eps_z: torch.Tensor,
                           eps_x: torch.Tensor, eps_mask: torch.Tensor | None = None,
-                          ) -> torch.Tensor:
+                          y: torch.Tensor | None = None) -> torch.Tensor:
     """log w (K, N) for a Gaussian-family decoder, from noise eps_z (K,N,d), eps_x (K,N,D)
-    and, for a masked not-MIWAE, eps_mask (K,N,d_mask)."""
+    and, for a masked not-MIWAE, eps_mask (K,N,d_mask); with the target y (N, 1) of a
+    jointly supervised model, log p(y | x^o, x^m_k) is in the weights too."""
     z, log_w = _latent(program.encoder, x, eps_z)
     p_x = program.decoder(z)
     loc, scale = p_x.loc, p_x.scale
     log_w = log_w + (Normal(loc, scale).log_prob(x) * mask).sum(-1)
+    x_full = torch.where(mask, x, loc + scale * eps_x)
+    if y is not None:
+        p_y = program.regressor(x_full)
+        log_w = log_w + Normal(p_y.loc, p_y.scale).log_prob(y).sum(-1)
     if program.missingness is not None:
-        x_full = torch.where(mask, x, loc + scale * eps_x)
         if program.latent_mask is None:
             logits = program.missingness(x_full)
         else:

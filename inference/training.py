@@ -94,16 +94,20 @@ def init_program(config: ModelConfig, seeds: list[int], device: torch.device) ->
 
 def fit(model_config: ModelConfig, x: torch.Tensor, mask: torch.Tensor,
         train_config: TrainConfig = TrainConfig(), device: str | None = None,
-        progress: bool = True, replicas: int = 1) -> FitResult:
+        progress: bool = True, replicas: int = 1, y: torch.Tensor | None = None) -> FitResult:
     """Build the program from ``model_config`` (initialised from the seed) and train it.
 
     ``x`` (N, D) float with missing entries set to 0, ``mask`` (N, D) bool, True = observed.
     ``replicas=R`` trains the runs of seeds seed, ..., seed + R - 1 at once, in one program.
+    ``y`` (N,): the target, for a jointly supervised model (``model_config.target``).
     """
+    if model_config.target != (y is not None):
+        raise ValueError("a model with target=True trains on y, and only such a model does")
     dev = default_device(device)
     seeds = replica_seeds(train_config.seed, replicas)
     program = init_program(model_config, seeds, dev)
     x, mask = x.to(dev), mask.to(dev)
+    y = None if y is None else y.reshape(len(x), 1).to(dev, x.dtype)
     if train_config.objective == "renyi":
         if replicas != 1:
             raise ValueError("objective='renyi' trains one replica at a time")
@@ -119,10 +123,11 @@ def fit(model_config: ModelConfig, x: torch.Tensor, mask: torch.Tensor,
     with pyro.validation_enabled(False), flush_denormals():
         for it, idx in zip(bar, batches, strict=False):
             idx = torch.stack(idx).to(dev) if replicas > 1 else idx[0].to(dev)
-            xb, mb = x[idx], mask[idx]
+            xb, mb, yb = x[idx], mask[idx], None if y is None else y[idx]
             if replicas > 1:  # (R, 1, B, D): one minibatch per replica, broadcast over K
                 xb, mb = xb.unsqueeze(1), mb.unsqueeze(1)
-            history[it] = step(xb, mb)
+                yb = None if yb is None else yb.unsqueeze(1)
+            history[it] = step(xb, mb, yb)
             if progress and it % 200 == 199:
                 bar.set_postfix(bound=f"{history[max(0, it - 999):it + 1].mean():.3f}")
     seconds = time.perf_counter() - start
@@ -139,8 +144,8 @@ def make_optimizer(program: NotMIWAE, learning_rate: float) -> torch.optim.Optim
 def _iw_step(program: NotMIWAE, cfg: TrainConfig, noise: list[torch.Generator]):
     optimizer = make_optimizer(program, cfg.learning_rate)
 
-    def step(x: torch.Tensor, mask: torch.Tensor) -> np.ndarray:
-        log_w, _ = log_importance_weights(program, x, mask, cfg.num_particles, noise)
+    def step(x: torch.Tensor, mask: torch.Tensor, y: torch.Tensor | None = None) -> np.ndarray:
+        log_w, _ = log_importance_weights(program, x, mask, cfg.num_particles, noise, y)
         bound = iw_bound(log_w).mean(-1)  # per replica: mean over the minibatch rows
         optimizer.zero_grad(set_to_none=True)
         (-bound.sum()).backward()  # replicas share no parameter: the sum separates them
@@ -155,16 +160,16 @@ def _renyi_step(program: NotMIWAE, cfg: TrainConfig, noise: list[torch.Generator
     elbo = RenyiELBO(alpha=0.0, num_particles=cfg.num_particles, vectorize_particles=True,
                      max_plate_nesting=MAX_PLATE_NESTING)
 
-    def model(x, mask):
+    def model(x, mask, y=None):
         pyro.module("notmiwae", program)  # param sites, so that RenyiELBO differentiates
-        return program.model(x, mask)
+        return program.model(x, mask, y)
 
     guide = AmortizedGuide(model, program.guide.encoders)
 
-    def step(x: torch.Tensor, mask: torch.Tensor) -> float:
+    def step(x: torch.Tensor, mask: torch.Tensor, y: torch.Tensor | None = None) -> float:
         optimizer.zero_grad(set_to_none=True)
         with ReplicaNoise(noise):  # the same draws as the "iw" objective
-            loss = elbo.loss_and_grads(model, guide, x, mask)  # -sum over rows
+            loss = elbo.loss_and_grads(model, guide, x, mask, y)  # -sum over rows
         for p in program.parameters():  # the "iw" objective is a mean over rows
             if p.grad is not None:
                 p.grad.div_(len(x))

@@ -4,9 +4,11 @@
     z_mask_i ~ N(0, I)                              masked not-MIWAE only
     x_ij     ~ p(x_j | z_i)                         observed where s_ij = 1, latent where 0
     s_ij     ~ Bernoulli(sigmoid(logit_j(x_i [, mu_m(z_mask_i)])))   the missing process
+    y_i      ~ p(y | x_i)                           joint supervision only
 
-MIWAE (no missing process), not-MIWAE with any missing model, the PPCA-like variants and
-the masked not-MIWAE are all this one program with different parts plugged in.
+MIWAE (no missing process), not-MIWAE with any missing model, the PPCA-like variants,
+the masked not-MIWAE and the jointly supervised model are all this one program with
+different parts plugged in.
 """
 
 from __future__ import annotations
@@ -31,8 +33,9 @@ MAX_PLATE_NESTING = 2
 class NotMIWAE(nn.Module):
     """A not-MIWAE (or, with ``missingness=None``, a MIWAE) as a Pyro model/guide pair.
 
-    ``model(x, mask)``: x is (N, D) with missing entries set to 0, mask is (N, D) bool,
-    True where observed. ``guide`` is an :class:`AmortizedGuide` over the same program.
+    ``model(x, mask, y=None)``: x is (N, D) with missing entries set to 0, mask is (N, D)
+    bool, True where observed; y (N, 1) the target of a jointly supervised model.
+    ``guide`` is an :class:`AmortizedGuide` over the same program.
 
     With ``replicas=R > 1`` the parts hold R independent sets of weights, a "replicas"
     plate surrounds the program, and x and mask are (R, 1, N, D): R runs in one program.
@@ -40,7 +43,8 @@ class NotMIWAE(nn.Module):
 
     def __init__(self, prior: nn.Module, decoder: nn.Module, encoder: nn.Module,
                  missingness: nn.Module | None = None, replicas: int = 1,
-                 latent_mask: LatentMask | None = None) -> None:
+                 latent_mask: LatentMask | None = None,
+                 regressor: nn.Module | None = None) -> None:
         super().__init__()
         if missingness is not None and not getattr(decoder, "has_rsample", True):
             raise ValueError(
@@ -53,13 +57,15 @@ class NotMIWAE(nn.Module):
             raise ValueError("a latent mask variable needs a missing model to act on")
         self.missingness = missingness
         self.latent_mask = latent_mask
+        self.regressor = regressor
         self.replicas = replicas
         encoders = {"z": encoder}
         if latent_mask is not None:
             encoders["z_mask"] = latent_mask.encoder
         self.guide = AmortizedGuide(self.model, encoders)
 
-    def model(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def model(self, x: torch.Tensor, mask: torch.Tensor,
+              y: torch.Tensor | None = None) -> torch.Tensor:
         n, d = x.shape[-2:]
         with self.replica_plate(), pyro.plate("data", n, dim=DATA_DIM):
             z = pyro.sample("z", self.prior())
@@ -75,6 +81,8 @@ class NotMIWAE(nn.Module):
                     logits = (self.missingness(x_full) if shift is None
                               else self.missingness(x_full, shift))
                     pyro.sample("s", dist.Bernoulli(logits=logits), obs=mask.to(x.dtype))
+            if self.regressor is not None:  # y (N, 1), or None to leave it latent
+                pyro.sample("y", self.regressor(x_full), obs=y)
         return x_full
 
     def replica_plate(self):

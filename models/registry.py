@@ -17,6 +17,7 @@ from .encoders import GaussianEncoder
 from .latent_mask import LatentMask
 from .priors import StandardNormalPrior
 from .program import NotMIWAE
+from .regressor import GaussianRegressor
 
 DECODERS: dict[str, Callable[..., nn.Module]] = {
     "gaussian": lambda latent, d, hidden, **kw: decoders.GaussianDecoder(latent, d, hidden, **kw),
@@ -50,6 +51,8 @@ class ModelConfig:
     hidden: int = 128
     latent_mask: bool = False  # masked not-MIWAE: a latent z_mask acting on the mask
     mask_latent_dim: int | None = None  # default: that of z
+    target: bool = False  # joint supervision: a regressor p(y | x) inside the program
+    target_hidden: int = 128
 
     def __post_init__(self) -> None:
         for field, table in (("decoder", DECODERS), ("missing", MISSING_MODELS),
@@ -89,6 +92,7 @@ def build_model(config: ModelConfig, replicas: int = 1) -> NotMIWAE:
             replicas=replicas,
             latent_mask=LatentMask(d, config.mask_latent_dim or latent, config.hidden, **kw)
             if config.latent_mask else None,
+            regressor=GaussianRegressor(d, config.target_hidden, **kw) if config.target else None,
         )
     except TypeError as err:
         if replicas == 1:

@@ -41,11 +41,10 @@ def test_streamed_chunks_equal_one_pass(monkeypatch):
     """The running log-sum-exp over chunks is the same SNIS estimate as one big softmax."""
     g = torch.Generator().manual_seed(0)
     chunks = [(torch.randn(s, 3, generator=g, dtype=torch.float64) * 4,
-               torch.randn(s, 3, 2, generator=g, dtype=torch.float64),
                torch.randn(s, 3, 2, generator=g, dtype=torch.float64)) for s in (5, 1, 7)]
     monkeypatch.setattr(imputation, "_weighted_chunks", lambda *a: iter(chunks))
     x = torch.zeros(3, 2, dtype=torch.float64)
-    got = imputation._snis(None, x, None, 13, 5, "mean")
+    got = imputation._snis(None, x, None, 13, 5, None)
     log_w = torch.cat([c[0] for c in chunks])
     mean = torch.cat([c[1] for c in chunks])
     torch.testing.assert_close(got, (torch.softmax(log_w, 0).unsqueeze(-1) * mean).sum(0))
@@ -55,8 +54,7 @@ def test_resampling_draws_in_proportion_to_weights(monkeypatch):
     """SIR over chunks picks sample l with probability w~_l."""
     log_w = torch.log(torch.tensor([0.1, 0.2, 0.3, 0.4], dtype=torch.float64)).unsqueeze(-1)
     values = torch.arange(4.0, dtype=torch.float64).reshape(4, 1, 1)
-    chunks = [(log_w[:1], values[:1], values[:1]), (log_w[1:3], values[1:3], values[1:3]),
-              (log_w[3:], values[3:], values[3:])]
+    chunks = [(log_w[:1], values[:1]), (log_w[1:3], values[1:3]), (log_w[3:], values[3:])]
     monkeypatch.setattr(imputation, "_weighted_chunks", lambda *a: iter(chunks))
     torch.manual_seed(0)
     draws = imputation._sir(None, torch.zeros(1, 1, dtype=torch.float64), None, 20000, 4, 2)

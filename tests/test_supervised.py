@@ -1,0 +1,94 @@
+"""Joint supervision: p(y | x) inside the importance weights, prediction without y."""
+
+import math
+
+import pyro
+import pytest
+import torch
+
+from inference.importance import iw_bound, log_importance_weights
+from inference.imputation import predict_target
+from inference.reference import reference_log_weights
+from inference.training import TrainConfig, fit
+from models import ModelConfig, build_model
+from tests.conftest import toy_data
+from tests.test_bound import grads, noise_of
+
+K = 6
+
+
+def supervised_program(missing="selfmasking_known", latent_mask=False):
+    torch.manual_seed(0)
+    config = ModelConfig(n_features=5, missing=missing, hidden=16, target=True,
+                         target_hidden=8, latent_mask=latent_mask)
+    program = build_model(config).double()
+    with torch.no_grad():
+        for p in program.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+    return program
+
+
+@pytest.mark.parametrize("missing, latent_mask", [("selfmasking_known", False),
+                                                  ("linear", True), ("ignorable", False)])
+def test_joint_bound_and_gradient_match_hand_written_formula(missing, latent_mask):
+    """w_k includes p(y | x^o, x^m_k): the regression reaches the generative model."""
+    program = supervised_program(missing, latent_mask)
+    x, mask, _ = toy_data()
+    y = torch.randn(len(x), 1, dtype=torch.float64)
+    log_w, trace = log_importance_weights(program, x, mask, K, y=y)
+    iw_bound(log_w).sum().backward(retain_graph=True)
+    g_pyro = grads(program)
+    program.zero_grad()
+    ref = reference_log_weights(program, x, mask, *noise_of(program, x, trace), y=y)
+    (torch.logsumexp(ref, 0) - math.log(K)).sum().backward()
+    torch.testing.assert_close(log_w, ref, rtol=0, atol=1e-6)
+    for a, b in zip(g_pyro, grads(program), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-6)
+    # The supervised term moves the decoder and encoder, not only the regressor.
+    program.zero_grad()
+    y_term = trace.nodes["y"]["fn"].log_prob(y).sum()
+    y_term.backward()
+    assert program.decoder.loc.weight.grad.abs().sum() > 0
+
+
+def test_prediction_weights_leave_y_out():
+    program = supervised_program()
+    x, mask, _ = toy_data()
+    L = 30
+    pyro.set_rng_seed(4)
+    got = predict_target(program, x, mask, L, sample_chunk=L)
+    pyro.set_rng_seed(4)
+    with torch.no_grad():
+        _, trace = log_importance_weights(program, x, mask, L)
+        w = torch.softmax(reference_log_weights(program, x, mask, *noise_of(program, x, trace)),
+                          0)
+        f = trace.nodes["y"]["fn"].mean[..., 0]  # f(x^o, x^m_l), (L, N)
+    torch.testing.assert_close(got, (w * f).sum(0), rtol=0, atol=1e-9)
+
+
+def test_joint_training_fits_y_and_needs_it():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(120, 3, generator=g)
+    y = 2 * x[:, 0] - x[:, 1] + 0.1 * torch.randn(120, generator=g)
+    mask = torch.ones_like(x, dtype=torch.bool)
+    mask[x[:, 2] > 0.5, 2] = False
+    config = ModelConfig(n_features=3, missing="selfmasking_known", hidden=32, target=True)
+    train = TrainConfig(iterations=800, batch_size=16, num_particles=5, learning_rate=5e-3)
+    result = fit(config, x * mask, mask, train, progress=False, y=y)
+    pred = predict_target(result.program, x * mask, mask, 50, seed=0)
+    assert ((pred - y) ** 2).mean() < 0.3 * y.var()
+    with pytest.raises(ValueError, match="trains on y"):
+        fit(config, x * mask, mask, train, progress=False)
+
+
+def test_joint_replicas_equal_separate_runs():
+    x, mask, _ = toy_data(n=40, d=4, dtype=torch.float32)
+    y = torch.randn(40, generator=torch.Generator().manual_seed(1))
+    config = ModelConfig(n_features=4, missing="linear", hidden=16, target=True, target_hidden=8)
+    train = TrainConfig(iterations=25, batch_size=8, num_particles=4, seed=3)
+    together = fit(config, x, mask, train, progress=False, replicas=2, y=y)
+    alone = fit(config, x, mask, TrainConfig(iterations=25, batch_size=8, num_particles=4,
+                                             seed=4), progress=False, y=y)
+    a = torch.cat([p.detach().flatten() for p in together.replica(1).parameters()])
+    b = torch.cat([p.detach().flatten() for p in alone.program.parameters()])
+    torch.testing.assert_close(a, b, rtol=0, atol=2e-5)

@@ -4,6 +4,16 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from scipy import stats
+
+
+def interval(values) -> str:
+    """'mean [lower, upper]': a 95% t-interval for the mean over seeds."""
+    values = np.asarray(values, dtype=float)
+    if len(values) < 2:
+        return f"{values.mean():.3f}"
+    half = stats.t.ppf(0.975, len(values) - 1) * values.std(ddof=1) / np.sqrt(len(values))
+    return f"{values.mean():.3f} [{values.mean() - half:.3f}, {values.mean() + half:.3f}]"
 
 
 def summarise(runs: pd.DataFrame, value: str = "rmse") -> pd.DataFrame:

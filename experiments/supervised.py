@@ -32,7 +32,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from scipy import stats
 from sklearn.neural_network import MLPRegressor
 
 from inference.imputation import impute, predict_target
@@ -42,6 +41,7 @@ from models.registry import config_from_name
 from .baselines import impute_baseline
 from .datasets import load_target
 from .metrics import rmse_missing
+from .report import interval
 
 MISSING = "selfmasking_known"
 
@@ -124,15 +124,6 @@ def _row(name, seed, method, d, pred, imp_train, imp_test, seconds) -> dict:
             "rmse_test": np.nan if imp_test is None else
             rmse_missing(d["x_test"], imp_test, d["m_test"]),
             "train_seconds": seconds}
-
-
-def interval(values: np.ndarray) -> str:
-    """mean [95% t-interval] over seeds."""
-    values = np.asarray(values, dtype=float)
-    if len(values) < 2:
-        return f"{values.mean():.3f}"
-    half = stats.t.ppf(0.975, len(values) - 1) * values.std(ddof=1) / np.sqrt(len(values))
-    return f"{values.mean():.3f} [{values.mean() - half:.3f}, {values.mean() + half:.3f}]"
 
 
 def summary(runs: pd.DataFrame) -> str:

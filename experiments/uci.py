@@ -96,6 +96,8 @@ def main(argv: list[str] | None = None) -> int:
     rows = _execute(todo, args, runs_path)
     done = pd.concat([done, pd.DataFrame(rows)], ignore_index=True)
     current = done[[_key_of(r) in wanted for r in done.itertuples()]]
+    order = {m: i for i, m in enumerate(args.models)}  # the table follows --models
+    current = current.sort_values("model", key=lambda s: s.map(order), kind="stable")
     table = markdown_table(current)
     (out / "table.md").write_text(
         f"Imputation RMSE over missing entries (standardised scale), mean ± s.e. over seeds; "

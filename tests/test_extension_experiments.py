@@ -1,0 +1,42 @@
+"""The experiment runners of the two extensions, on tiny settings."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from experiments import supervised
+from experiments.masked import model_names, pairs
+from experiments.report import interval
+
+
+def test_masked_runs_pair_by_seed():
+    assert len(model_names()) == 12 and "masked-notmiwae-ppca:linear" in model_names()
+    runs = pd.DataFrame({
+        "dataset": ["red"] * 6, "seed": [0, 1, 2] * 2,
+        "model": ["notmiwae:linear"] * 3 + ["masked-notmiwae:linear"] * 3,
+        "rmse": [1.0, 1.2, 1.1, 0.9, 1.3, 1.0]})
+    row = pairs(runs).iloc[0]
+    assert row["seeds"] == 3 and row["masked_better_seeds"] == 2
+    assert row["relative_change_percent"] == pytest.approx(100 * (-0.1 / 3) / 1.1)
+    assert row["difference"] == interval(np.array([-0.1, 0.1, -0.1]))
+
+
+def test_interval_is_a_t_interval():
+    mean, rest = interval([1.0, 2.0, 3.0]).split(" ", 1)
+    lo, hi = (float(v) for v in rest.strip("[]").split(", "))
+    assert float(mean) == 2.0 and hi - 2.0 == pytest.approx(4.303 * 1 / np.sqrt(3), abs=1e-3)
+    assert lo == pytest.approx(4.0 - hi)
+
+
+def test_supervised_experiment_runs_every_method(tmp_path):
+    assert supervised.main(["--datasets", "concrete", "--seeds", "2", "--iterations", "20",
+                            "--impute-samples", "10", "--jobs", "1",
+                            "--out", str(tmp_path)]) == 0
+    runs = pd.read_csv(tmp_path / "runs.csv")
+    assert sorted(runs["method"].unique()) == ["joint", "mean-imputed", "oracle", "two-stage"]
+    assert len(runs) == 8 and runs["test_mse"].notna().all()
+    assert runs.loc[runs["method"] == "oracle", "rmse_test"].isna().all()
+    assert "joint - two-stage" in (tmp_path / "summary.md").read_text()
+    split = supervised.split("concrete", 0)
+    assert split["x_train"].shape == (824, 8) and split["x_test"].shape == (206, 8)
+    assert not split["m_test"][:, :4].all() and split["m_test"][:, 4:].all()

@@ -114,6 +114,10 @@ def fit(model_config: ModelConfig, x: torch.Tensor, mask: torch.Tensor,
         step = _renyi_step(program, train_config, generators(seeds, dev))
     else:
         step = _iw_step(program, train_config, generators(seeds, dev))
+    # Each replica orders its minibatches with its own generator, seeded like its noise
+    # generator. The two read one stream at different rates (N numbers an epoch, thousands
+    # a step), so row orders reuse the numbers behind the first steps' noise: a weak
+    # dependence, kept so that results stay reproducible; seeding them apart would end it.
     batches = zip(*[minibatches(len(x), train_config.batch_size,
                                 torch.Generator().manual_seed(s)) for s in seeds], strict=True)
     history = np.empty((train_config.iterations, replicas))

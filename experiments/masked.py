@@ -59,11 +59,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--impute-samples", type=int, default=10_000)
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--out", required=True)
+    parser.add_argument("--report-only", action="store_true",
+                        help="pair the runs already in OUT/runs.csv; train nothing")
     args = parser.parse_args(argv)
-    uci.main(["--datasets", args.datasets, "--models", ",".join(model_names()),
-              "--seeds", str(args.seeds), "--iterations", str(args.iterations),
-              "--impute-samples", str(args.impute_samples), "--jobs", str(args.jobs),
-              "--out", args.out])
+    if not args.report_only:
+        uci.main(["--datasets", args.datasets, "--models", ",".join(model_names()),
+                  "--seeds", str(args.seeds), "--iterations", str(args.iterations),
+                  "--impute-samples", str(args.impute_samples), "--jobs", str(args.jobs),
+                  "--out", args.out])
     out = Path(args.out)
     runs = pd.read_csv(out / "runs.csv")
     runs = runs[(runs["iterations"] == args.iterations)

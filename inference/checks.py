@@ -114,8 +114,13 @@ def plot_histograms(data: np.ndarray, x_rep: np.ndarray, s_rep: np.ndarray,
 def plot_missingness_curves(program: NotMIWAE, names: list[str], path: str | Path,
                             to_original: Callable[[int, np.ndarray], np.ndarray] | None = None,
                             true_curve: Callable[[int, np.ndarray], np.ndarray] | None = None,
-                            grid: np.ndarray | None = None) -> None:
-    """P(s_j = 1 | x) as x_j varies, the other features at their mean (0, standardised)."""
+                            grid: np.ndarray | None = None,
+                            truth: tuple[np.ndarray, np.ndarray] | None = None) -> None:
+    """P(s_j = 1 | x) as x_j varies, the other features at their mean (0, standardised).
+
+    ``truth`` = (complete data, mask), both (N, D) on the shown scale, adds the mechanism
+    the data show: the fraction of rows observed in bins of the true x_j.
+    """
     if program.missingness is None:
         raise ValueError("the model has an ignorable missing process: no curve to draw")
     plt = _pyplot()
@@ -132,11 +137,29 @@ def plot_missingness_curves(program: NotMIWAE, names: list[str], path: str | Pat
         ax.plot(shown, prob, label="learned")
         if true_curve is not None:
             ax.plot(shown, true_curve(j, grid), ls="--", label="true")
+        if truth is not None:
+            centres, observed = observed_fraction(truth[0][:, j], truth[1][:, j])
+            ax.plot(centres, observed, "o", ms=3, label="data (binned truth)")
         ax.set_ylim(-0.05, 1.05)
         ax.set_title(names[j], fontsize=9)
     axes[0].set_ylabel("P(observed)")
     axes[0].legend(fontsize=7)
     _save(plt, fig, axes, d, path)
+
+
+def observed_fraction(values: np.ndarray, observed: np.ndarray,
+                      bins: int = 20) -> tuple[np.ndarray, np.ndarray]:
+    """The empirical P(s = 1 | x): the fraction observed in equal-width bins of x.
+
+    Returns the centres and fractions of the bins that hold at least 5 rows.
+    """
+    edges = np.linspace(values.min(), values.max(), bins + 1)
+    which = np.clip(np.digitize(values, edges) - 1, 0, bins - 1)
+    counts = np.bincount(which, minlength=bins)
+    hits = np.bincount(which, weights=observed.astype(float), minlength=bins)
+    keep = counts >= 5
+    centres = (edges[:-1] + edges[1:]) / 2
+    return centres[keep], hits[keep] / counts[keep]
 
 
 def plot_imputed_vs_true(truth: np.ndarray, imputed: np.ndarray, mask: np.ndarray,

@@ -88,7 +88,7 @@ def cmd_check(args) -> None:
     truth = _read_csv(args.truth, args.index_col) if args.truth else None
     summary = imputer.check(data, args.out, X_true=truth, num_replicates=args.replicates)
     print(summary.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
-    print(f"wrote {args.out}/summary.csv, summary.md, correlations.csv and plots")
+    print(f"wrote {Path(args.out) / 'summary.csv'}, summary.md, correlations.csv and plots")
 
 
 def cmd_render(args) -> None:
@@ -114,6 +114,16 @@ def _plot_curve(history: np.ndarray, path: Path) -> None:
     plt.close(fig)
 
 
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     fmt = argparse.RawDescriptionHelpFormatter
     parser = argparse.ArgumentParser(prog="notmiwae", description=__doc__, formatter_class=fmt)
@@ -126,10 +136,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("data", metavar="DATA.csv")
     p.add_argument("--config", help="TOML configuration (see inference/config.py)")
     p.add_argument("--model", help="variant name, e.g. miwae, notmiwae:selfmasking_known")
-    p.add_argument("--iterations", type=int)
-    p.add_argument("--seed", type=int)
-    p.add_argument("--device")
-    p.add_argument("--out", required=True, metavar="RUN_DIR")
+    p.add_argument("--iterations", type=_positive, metavar="N",
+                   help="Adam iterations (default: the config's, else 20000)")
+    p.add_argument("--seed", type=int, help="random seed of initialisation and training")
+    p.add_argument("--device", help="cpu or cuda (default: cuda when PyTorch sees a GPU)")
+    p.add_argument("--out", required=True, metavar="RUN_DIR",
+                   help="folder for imputer.pt, config.toml and training_curve.png")
     p.set_defaults(run_command=cmd_fit)
 
     p = sub.add_parser("impute", help="fill the missing cells of a CSV", formatter_class=fmt,
@@ -137,9 +149,9 @@ def build_parser() -> argparse.ArgumentParser:
                        "  notmiwae impute data.csv --run run/ --out imputed.csv\n"
                        "  notmiwae impute data.csv --run run/ --out many.csv --multiple 5")
     p.add_argument("data", metavar="DATA.csv")
-    p.add_argument("--run", required=True, metavar="RUN_DIR")
-    p.add_argument("--out", required=True, metavar="IMPUTED.csv")
-    p.add_argument("--multiple", type=int, metavar="M",
+    p.add_argument("--run", required=True, metavar="RUN_DIR", help="a folder made by fit")
+    p.add_argument("--out", required=True, metavar="IMPUTED.csv", help="the CSV to write")
+    p.add_argument("--multiple", type=_positive, metavar="M",
                    help="M completed data sets in one long CSV with an 'imputation' column")
     p.set_defaults(run_command=cmd_impute)
 
@@ -147,18 +159,22 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Replicate (x, s) from the fitted model and compare with "
                        "the data.\n\nexample:\n  notmiwae check data.csv --run run/ --out checks/")
     p.add_argument("data", metavar="DATA.csv")
-    p.add_argument("--run", required=True, metavar="RUN_DIR")
-    p.add_argument("--out", required=True, metavar="DIR")
-    p.add_argument("--truth", metavar="COMPLETE.csv", help="complete data, when known")
-    p.add_argument("--replicates", type=int, default=20)
+    p.add_argument("--run", required=True, metavar="RUN_DIR", help="a folder made by fit")
+    p.add_argument("--out", required=True, metavar="DIR", help="folder for tables and plots")
+    p.add_argument("--truth", metavar="COMPLETE.csv",
+                   help="the complete data, when known: adds imputed vs true and the "
+                   "binned true mechanism")
+    p.add_argument("--replicates", type=_positive, default=20, metavar="S",
+                   help="replicated data sets drawn from the model (default 20)")
     p.set_defaults(run_command=cmd_check)
 
     p = sub.add_parser("render", help="draw a variant's graphical model", formatter_class=fmt,
                        description="Draw the Pyro program with pyro.render_model (Graphviz)."
                        "\n\nexample:\n  notmiwae render --model notmiwae:linear --out m.png")
-    p.add_argument("--model", required=True)
-    p.add_argument("--out", required=True, metavar="FILE.png")
-    p.add_argument("--features", type=int, default=4)
+    p.add_argument("--model", required=True, help="variant name, e.g. notmiwae:linear")
+    p.add_argument("--out", required=True, metavar="FILE.png", help="image to write")
+    p.add_argument("--features", type=_positive, default=4, metavar="D",
+                   help="number of features drawn (default 4)")
     p.set_defaults(run_command=cmd_render)
 
     for name in ("fit", "impute", "check"):

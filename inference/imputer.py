@@ -36,6 +36,7 @@ from .training import TrainConfig, fit, read_checkpoint, save_checkpoint
 
 def as_float_array(X) -> np.ndarray:
     """X as a float64 (N, D) array with NaN for missing; a clear error for anything else."""
+    X_in = X
     if isinstance(X, pd.DataFrame):
         for column in X.columns:
             values = pd.to_numeric(X[column], errors="coerce")
@@ -52,8 +53,11 @@ def as_float_array(X) -> np.ndarray:
     if array.ndim != 2:
         raise ValueError(f"X must be 2-dimensional (rows x features), got shape {array.shape}")
     if np.isinf(array).any():
-        row, col = np.argwhere(np.isinf(array))[0]
-        raise ValueError(f"X holds an infinite value at row {row}, column {col}")
+        row, col = (int(i) for i in np.argwhere(np.isinf(array))[0])
+        if isinstance(X_in, pd.DataFrame):
+            row, col = X_in.index[row], X_in.columns[col]
+        raise ValueError(f"column {col!r} holds an infinite value "
+                         f"(row {row!r}); use NaN for a missing value")
     return array
 
 
@@ -144,8 +148,9 @@ class NotMIWAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
 
         Writes summary.csv/.md (missing rate, observed mean and sd, data vs replicated),
         correlations.csv, histograms.png, missingness.png (the learned P(s_j = 1 | x_j),
-        with ``true_curve(j, x_standardised)`` when given) and, when the complete data
-        ``X_true`` is known, imputed_vs_true.png.
+        with ``true_curve(j, x_standardised)`` when given, and the fraction observed in
+        bins of the true values when ``X_true``, the complete data, is known) and then
+        imputed_vs_true.png too.
         """
         check_is_fitted(self, "program_")
         values = self._validate(X, reset=False)
@@ -163,14 +168,15 @@ class NotMIWAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         correlation_table(values, x_rep, s_rep, names).to_csv(out / "correlations.csv",
                                                               index=False)
         plot_histograms(values, x_rep, s_rep, names, out / "histograms.png")
+        truth = None if X_true is None else as_float_array(X_true)
+        if truth is not None and (truth.shape != values.shape or np.isnan(truth).any()):
+            raise ValueError(f"X_true must be complete and shaped like X {values.shape}")
         if self.program_.missingness is not None:
             plot_missingness_curves(self.program_, names, out / "missingness.png",
                                     to_original=lambda j, g: g * self.scale_[j] + self.mean_[j],
-                                    true_curve=true_curve)
-        if X_true is not None:
-            truth = as_float_array(X_true)
-            if truth.shape != values.shape or np.isnan(truth).any():
-                raise ValueError(f"X_true must be complete and shaped like X {values.shape}")
+                                    true_curve=true_curve,
+                                    truth=None if truth is None else (truth, ~np.isnan(values)))
+        if truth is not None:
             plot_imputed_vs_true(truth, self.transform(X), ~np.isnan(values), names,
                                  out / "imputed_vs_true.png")
         return summary

@@ -73,6 +73,12 @@ def test_errors_are_one_line_not_tracebacks(csv, tmp_path, capsys):
     assert main(["impute", str(csv), "--index-col", "id", "--run", str(tmp_path),
                  "--out", "x.csv"]) == 2
     assert "no imputer.pt" in capsys.readouterr().err
+    for flag, args in (("--multiple", ["impute", "--run", str(tmp_path)]),
+                       ("--iterations", ["fit"])):  # counts must be whole numbers >= 1
+        with pytest.raises(SystemExit) as exit_info:
+            main([*args, str(csv), "--out", "x.csv", flag, "0"])
+        assert exit_info.value.code == 2
+        assert f"{flag}: must be at least 1, got 0" in capsys.readouterr().err
 
 
 def test_every_command_has_help_with_an_example(capsys):

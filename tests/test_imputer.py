@@ -10,6 +10,7 @@ from sklearn.linear_model import LinearRegression
 from sklearn.pipeline import Pipeline
 
 from inference import NotMIWAEImputer
+from inference.checks import observed_fraction
 from inference.pooling import rubin_pool
 
 FAST = dict(iterations=60, num_samples=30, hidden=16)
@@ -91,8 +92,10 @@ def test_multiple_imputation_and_rubins_rules(frame, fitted):
 @pytest.mark.parametrize("bad, message", [
     (lambda h: h.astype(object).assign(b=["x"] + list(h["b"][1:])), "column 'b' holds a "
                                                                      "non-numeric value 'x'"),
-    (lambda h: h.assign(c=np.inf), "infinite value at row 0, column 2"),
+    (lambda h: h.assign(c=np.inf), "column 'c' holds an infinite value \\(row 'row0'\\)"),
     (lambda h: h.assign(d=np.nan), r"column\(s\) \['d'\] have no observed value"),
+    (lambda h: np.where(np.arange(4) == 2, np.inf, h.to_numpy()),
+     "column 2 holds an infinite value \\(row 0\\)"),
 ])
 def test_bad_input_is_named(frame, bad, message):
     with pytest.raises(ValueError, match=message):
@@ -116,3 +119,16 @@ def test_posterior_predictive_checks_write_their_outputs(frame, fitted, tmp_path
     for name in ("summary.csv", "summary.md", "correlations.csv", "histograms.png",
                  "missingness.png", "imputed_vs_true.png"):
         assert (tmp_path / name).stat().st_size > 0
+
+
+def test_observed_fraction_recovers_a_known_mechanism():
+    """The binned truth drawn beside the learned curve: P(s = 1 | x) = sigmoid(-3 x)."""
+    rng = np.random.default_rng(1)
+    x = rng.uniform(-2, 2, size=200_000)
+    x[:2] = -2.0, 2.0  # bin edges at -2, -1.5, ..., 2
+    observed = rng.uniform(size=x.size) < 1 / (1 + np.exp(3 * x))
+    centres, fraction = observed_fraction(x, observed, bins=8)
+    np.testing.assert_allclose(fraction, 1 / (1 + np.exp(3 * centres)), atol=0.03)
+    # A cut-off mechanism (the paper's) gives 1 below it and 0 above it.
+    centres, fraction = observed_fraction(x, x <= 0, bins=8)
+    np.testing.assert_array_equal(fraction, (centres < 0).astype(float))

@@ -111,6 +111,24 @@ def plot_histograms(data: np.ndarray, x_rep: np.ndarray, s_rep: np.ndarray,
     _save(plt, fig, axes, len(names), path)
 
 
+@torch.no_grad()
+def learned_observed_probability(program: NotMIWAE, x: torch.Tensor,
+                                 z_mask: torch.Tensor | None = None,
+                                 num_draws: int = 500) -> torch.Tensor:
+    """P(s = 1 | x) under the learned missing model, (N, D).
+
+    For a masked not-MIWAE the mechanism also depends on z_mask; it is averaged over the
+    prior: P(s = 1 | x) = E_{z_mask ~ N(0, I)} sigmoid(logit(x, mu_m(z_mask))), estimated
+    with the draws ``z_mask`` (S, d_mask), by default ``num_draws`` from the prior.
+    """
+    if program.latent_mask is None:
+        return torch.sigmoid(program.missingness(x))
+    if z_mask is None:
+        z_mask = program.latent_mask.prior().sample((num_draws,))
+    shift = program.latent_mask(z_mask).unsqueeze(-2)  # (S, 1, D)
+    return torch.sigmoid(program.missingness(x.expand(len(z_mask), *x.shape), shift)).mean(0)
+
+
 def plot_missingness_curves(program: NotMIWAE, names: list[str], path: str | Path,
                             to_original: Callable[[int, np.ndarray], np.ndarray] | None = None,
                             true_curve: Callable[[int, np.ndarray], np.ndarray] | None = None,
@@ -131,8 +149,7 @@ def plot_missingness_curves(program: NotMIWAE, names: list[str], path: str | Pat
     for j, ax in enumerate(axes[:d]):
         x = torch.zeros(len(grid), d, device=device)
         x[:, j] = torch.as_tensor(grid, dtype=x.dtype)
-        with torch.no_grad():
-            prob = torch.sigmoid(program.missingness(x))[:, j].cpu().numpy()
+        prob = learned_observed_probability(program, x)[:, j].cpu().numpy()
         shown = grid if to_original is None else to_original(j, grid)
         ax.plot(shown, prob, label="learned")
         if true_curve is not None:

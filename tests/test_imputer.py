@@ -5,13 +5,15 @@ import pickle
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from sklearn.base import clone
 from sklearn.linear_model import LinearRegression
 from sklearn.pipeline import Pipeline
 
 from inference import NotMIWAEImputer
-from inference.checks import observed_fraction
+from inference.checks import learned_observed_probability, observed_fraction
 from inference.pooling import rubin_pool
+from tests.conftest import toy_program
 
 FAST = dict(iterations=60, num_samples=30, hidden=16)
 
@@ -132,3 +134,18 @@ def test_observed_fraction_recovers_a_known_mechanism():
     # A cut-off mechanism (the paper's) gives 1 below it and 0 above it.
     centres, fraction = observed_fraction(x, x <= 0, bins=8)
     np.testing.assert_array_equal(fraction, (centres < 0).astype(float))
+
+
+def test_learned_mechanism_of_a_masked_model_averages_over_z_mask():
+    """P(s = 1 | x) = mean over z_mask draws of sigmoid(-W (x - b) + g mu_m(z_mask))."""
+    program = toy_program("selfmasking", latent_mask=True)
+    x = torch.randn(7, 5, dtype=torch.float64)
+    z_mask = torch.randn(30, 4, dtype=torch.float64)
+    miss = program.missingness
+    w, b, g = miss.weight[0], miss.bias[0], miss.gain[0]
+    expected = torch.stack([torch.sigmoid(-w * (x - b) + g * program.latent_mask(z))
+                            for z in z_mask]).mean(0)
+    with torch.no_grad():
+        got = learned_observed_probability(program, x, z_mask)
+    torch.testing.assert_close(got, expected.detach(), rtol=0, atol=1e-12)
+    assert learned_observed_probability(program, x).shape == (7, 5)  # draws from the prior

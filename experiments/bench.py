@@ -136,7 +136,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--impute-samples", type=int, default=10_000)
     parser.add_argument("--replicas", default="1,5,10")
     parser.add_argument("--device", default=None)
+    parser.add_argument("--threads", type=int, default=None,
+                        help="CPU threads for PyTorch (default: its own choice)")
     args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     device = default_device(args.device)
     x, mask = red_wine(device)
     result: dict = {"machine": machine(), "torch": torch.__version__, "pyro": pyro.__version__}

@@ -180,12 +180,19 @@ def build_parser() -> argparse.ArgumentParser:
     for name in ("fit", "impute", "check"):
         sub.choices[name].add_argument("--index-col", metavar="NAME",
                                        help="a column to keep as row labels, not a feature")
+        sub.choices[name].add_argument("--threads", type=_positive, metavar="T",
+                                       help="CPU threads for PyTorch (default: its own "
+                                       "choice); 1 is best on a machine busy with other work")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if getattr(args, "threads", None):
+        import torch
+
+        torch.set_num_threads(args.threads)
     try:
         args.run_command(args)
     except (ValueError, FileNotFoundError) as err:

@@ -146,10 +146,13 @@ def plot_missingness_curves(program: NotMIWAE, names: list[str], path: str | Pat
     d = len(names)
     device = next(program.parameters()).device
     fig, axes = _grid(plt, d)
+    z_mask = None  # one set of z_mask draws for every feature's curve
+    if program.latent_mask is not None:
+        z_mask = program.latent_mask.prior().sample((500,))
     for j, ax in enumerate(axes[:d]):
         x = torch.zeros(len(grid), d, device=device)
         x[:, j] = torch.as_tensor(grid, dtype=x.dtype)
-        prob = learned_observed_probability(program, x)[:, j].cpu().numpy()
+        prob = learned_observed_probability(program, x, z_mask)[:, j].cpu().numpy()
         shown = grid if to_original is None else to_original(j, grid)
         ax.plot(shown, prob, label="learned")
         if true_curve is not None:

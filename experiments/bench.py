@@ -23,6 +23,7 @@ import numpy as np
 import pyro
 import torch
 
+from inference.cli import positive_int
 from inference.device import default_device, flush_denormals
 from inference.imputation import block_sizes, impute
 from inference.noise import generators
@@ -131,12 +132,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m experiments.bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
-    parser.add_argument("--iterations", type=int, default=200, help="steps per round")
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--impute-samples", type=int, default=10_000)
-    parser.add_argument("--replicas", default="1,5,10")
-    parser.add_argument("--device", default=None)
-    parser.add_argument("--threads", type=int, default=None,
+    parser.add_argument("--iterations", type=positive_int, default=200,
+                        help="steps per round")
+    parser.add_argument("--rounds", type=positive_int, default=5,
+                        help="interleaved rounds; the median is reported")
+    parser.add_argument("--impute-samples", type=positive_int, default=10_000,
+                        help="importance samples L for the imputation timing")
+    parser.add_argument("--replicas", default="1,5,10",
+                        help="comma-separated replica counts R to time")
+    parser.add_argument("--device", default=None,
+                        help="cpu or cuda (default: cuda if available)")
+    parser.add_argument("--threads", type=positive_int, default=None,
                         help="CPU threads for PyTorch (default: its own choice)")
     args = parser.parse_args(argv)
     if args.threads:

@@ -15,8 +15,10 @@ from .mechanisms import paper_mnar
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m experiments.export", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dataset", required=True, choices=sorted(DATASETS))
-    parser.add_argument("--offset", type=float, default=0.0)
+    parser.add_argument("--dataset", required=True, choices=sorted(DATASETS),
+                        help="bundled UCI data set")
+    parser.add_argument("--offset", type=float, default=0.0,
+                        help="MNAR cut-off: mean + OFFSET standard deviations")
     parser.add_argument("--out", required=True, help="CSV with missing cells left empty")
     parser.add_argument("--truth", help="also write the complete data here")
     args = parser.parse_args(argv)

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from inference.cli import positive_int
+
 from . import uci
 from .report import interval
 
@@ -53,12 +55,18 @@ def pairs(runs: pd.DataFrame) -> pd.DataFrame:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m experiments.masked", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--datasets", default="red,white")
-    parser.add_argument("--seeds", type=int, default=5)
-    parser.add_argument("--iterations", type=int, default=100_000)
-    parser.add_argument("--impute-samples", type=int, default=10_000)
-    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
-    parser.add_argument("--out", required=True)
+    parser.add_argument("--datasets", default="red,white",
+                        help="comma-separated UCI data sets (see experiments.uci)")
+    parser.add_argument("--seeds", type=positive_int, default=5,
+                        help="runs per model: seeds 0..N-1, paired across models")
+    parser.add_argument("--iterations", type=positive_int, default=100_000,
+                        help="training steps (the paper: 100,000)")
+    parser.add_argument("--impute-samples", type=positive_int, default=10_000,
+                        help="importance samples L for imputation (the paper: 10,000)")
+    parser.add_argument("--jobs", type=positive_int, default=os.cpu_count() or 1,
+                        help="parallel processes, one thread each (default: one per core)")
+    parser.add_argument("--out", required=True,
+                        help="output folder: runs.csv, pairs.csv, pairs.md")
     parser.add_argument("--report-only", action="store_true",
                         help="pair the runs already in OUT/runs.csv; train nothing")
     args = parser.parse_args(argv)

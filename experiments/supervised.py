@@ -34,6 +34,7 @@ import pandas as pd
 import torch
 from sklearn.neural_network import MLPRegressor
 
+from inference.cli import positive_int
 from inference.imputation import impute, predict_target
 from inference.training import TrainConfig, fit
 from models.registry import config_from_name
@@ -153,15 +154,21 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m experiments.supervised",
                                      description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--datasets", default="red,concrete")
-    parser.add_argument("--seeds", type=int, default=5)
-    parser.add_argument("--iterations", type=int, default=100_000)
-    parser.add_argument("--impute-samples", type=int, default=10_000)
-    parser.add_argument("--split-seed", type=int, default=0)
-    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
+    parser.add_argument("--datasets", default="red,concrete",
+                        help="comma-separated: red (y = quality), concrete (y = strength)")
+    parser.add_argument("--seeds", type=positive_int, default=5,
+                        help="runs per method: seeds 0..N-1")
+    parser.add_argument("--iterations", type=positive_int, default=100_000,
+                        help="training steps of the generative models")
+    parser.add_argument("--impute-samples", type=positive_int, default=10_000,
+                        help="importance samples L for imputation and prediction")
+    parser.add_argument("--split-seed", type=int, default=0,
+                        help="seed of the 80/20 train/test split")
+    parser.add_argument("--jobs", type=positive_int, default=os.cpu_count() or 1,
                         help="data sets in parallel processes, one thread each")
-    parser.add_argument("--device", default=None)
-    parser.add_argument("--out", required=True)
+    parser.add_argument("--device", default=None,
+                        help="cpu or cuda (default: cuda if available)")
+    parser.add_argument("--out", required=True, help="output folder: runs.csv, summary.md")
     args = parser.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

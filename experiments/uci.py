@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from inference.cli import positive_int
 from models.registry import config_from_name
 
 from .baselines import BASELINES
@@ -37,16 +38,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--models", default="notmiwae:selfmasking_known,miwae,mean",
                    help="comma-separated: mean, mice, missforest, knn, miwae, ppca, "
                         "notmiwae:<missing>, notmiwae-ppca:<missing>")
-    p.add_argument("--seeds", type=int, default=5, help="runs per model: seeds 0..N-1")
-    p.add_argument("--iterations", type=int, default=100_000)
-    p.add_argument("--impute-samples", type=int, default=10_000)
+    p.add_argument("--seeds", type=positive_int, default=5, help="runs per model: seeds 0..N-1")
+    p.add_argument("--iterations", type=positive_int, default=100_000,
+                   help="training steps (the paper: 100,000)")
+    p.add_argument("--impute-samples", type=positive_int, default=10_000,
+                   help="importance samples L for imputation (the paper: 10,000)")
     p.add_argument("--offset", type=float, default=0.0,
                    help="MNAR cut-off: mean + OFFSET standard deviations")
-    p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--particles", type=int, default=20, help="K")
-    p.add_argument("--replicas", type=int, default=10,
+    p.add_argument("--batch-size", type=positive_int, default=16, help="rows per step")
+    p.add_argument("--particles", type=positive_int, default=20,
+                   help="importance samples K in the training bound")
+    p.add_argument("--replicas", type=positive_int, default=10,
                    help="train up to this many seeds of a configuration as one program")
-    p.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
+    p.add_argument("--jobs", type=positive_int, default=os.cpu_count() or 1,
                    help="parallel processes, one thread each (default: one per core)")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
     p.add_argument("--out", required=True, help="output folder")

@@ -114,7 +114,8 @@ def _plot_curve(history: np.ndarray, path: Path) -> None:
     plt.close(fig)
 
 
-def _positive(text: str) -> int:
+def positive_int(text: str) -> int:
+    """argparse type: a whole number >= 1, else a message naming the value."""
     try:
         value = int(text)
     except ValueError:
@@ -136,7 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("data", metavar="DATA.csv")
     p.add_argument("--config", help="TOML configuration (see inference/config.py)")
     p.add_argument("--model", help="variant name, e.g. miwae, notmiwae:selfmasking_known")
-    p.add_argument("--iterations", type=_positive, metavar="N",
+    p.add_argument("--iterations", type=positive_int, metavar="N",
                    help="Adam iterations (default: the config's, else 20000)")
     p.add_argument("--seed", type=int, help="random seed of initialisation and training")
     p.add_argument("--device", help="cpu or cuda (default: cuda when PyTorch sees a GPU)")
@@ -151,7 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("data", metavar="DATA.csv")
     p.add_argument("--run", required=True, metavar="RUN_DIR", help="a folder made by fit")
     p.add_argument("--out", required=True, metavar="IMPUTED.csv", help="the CSV to write")
-    p.add_argument("--multiple", type=_positive, metavar="M",
+    p.add_argument("--multiple", type=positive_int, metavar="M",
                    help="M completed data sets in one long CSV with an 'imputation' column")
     p.set_defaults(run_command=cmd_impute)
 
@@ -164,7 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--truth", metavar="COMPLETE.csv",
                    help="the complete data, when known: adds imputed vs true and the "
                    "binned true mechanism")
-    p.add_argument("--replicates", type=_positive, default=20, metavar="S",
+    p.add_argument("--replicates", type=positive_int, default=20, metavar="S",
                    help="replicated data sets drawn from the model (default 20)")
     p.set_defaults(run_command=cmd_check)
 
@@ -173,14 +174,14 @@ def build_parser() -> argparse.ArgumentParser:
                        "\n\nexample:\n  notmiwae render --model notmiwae:linear --out m.png")
     p.add_argument("--model", required=True, help="variant name, e.g. notmiwae:linear")
     p.add_argument("--out", required=True, metavar="FILE.png", help="image to write")
-    p.add_argument("--features", type=_positive, default=4, metavar="D",
+    p.add_argument("--features", type=positive_int, default=4, metavar="D",
                    help="number of features drawn (default 4)")
     p.set_defaults(run_command=cmd_render)
 
     for name in ("fit", "impute", "check"):
         sub.choices[name].add_argument("--index-col", metavar="NAME",
                                        help="a column to keep as row labels, not a feature")
-        sub.choices[name].add_argument("--threads", type=_positive, metavar="T",
+        sub.choices[name].add_argument("--threads", type=positive_int, metavar="T",
                                        help="CPU threads for PyTorch (default: its own "
                                        "choice); 1 is best on a machine busy with other work")
     return parser

@@ -1,5 +1,6 @@
 """Data sets, mechanisms, baselines and the resumable runner."""
 
+import importlib
 import subprocess
 import sys
 from pathlib import Path
@@ -101,8 +102,18 @@ def test_parallel_jobs_give_the_same_rows(tmp_path):
 
 
 @pytest.mark.parametrize("module", ["experiments.uci", "experiments.bench", "experiments.export",
+                                    "experiments.masked", "experiments.supervised",
                                     "inference.cli"])
 def test_command_line_entry_points_run(module):
     out = subprocess.run([sys.executable, "-m", module, "--help"], capture_output=True,
                          text=True, check=True, cwd=Path(__file__).resolve().parents[1])
     assert "usage:" in out.stdout
+
+
+@pytest.mark.parametrize("module", ["uci", "masked", "supervised", "bench"])
+def test_experiment_counts_must_be_positive(module, capsys, tmp_path):
+    main = importlib.import_module(f"experiments.{module}").main
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--iterations", "0"] + ([] if module == "bench" else ["--out", str(tmp_path)]))
+    assert exit_info.value.code == 2
+    assert "--iterations: must be at least 1, got 0" in capsys.readouterr().err

@@ -28,9 +28,11 @@ class RunSpec:
     offset: float = 0.0
     batch_size: int = 16
     num_particles: int = 20
+    init: str = "torch"
 
     def key(self) -> tuple:
-        """What identifies a result; baselines ignore the training settings."""
+        """What identifies a result within one output folder; baselines ignore the training
+        settings. Batch size, K and init are fixed per folder (``experiments.uci``)."""
         trained = self.model not in BASELINES
         return (self.dataset, self.model, int(self.seed),
                 int(self.iterations) if trained else 0,
@@ -78,7 +80,7 @@ def run_group(specs: list[RunSpec], device: str | None = None,
     xt = torch.tensor(np.where(mask, x, 0.0), dtype=torch.float32)
     mt = torch.tensor(mask)
     train = TrainConfig(iterations=first.iterations, batch_size=first.batch_size,
-                        num_particles=first.num_particles, seed=first.seed)
+                        num_particles=first.num_particles, seed=first.seed, init=first.init)
     result = fit(config, xt, mt, train, device=device, progress=progress,
                  replicas=len(specs))
     history = result.history.reshape(len(result.history), -1)

@@ -14,6 +14,7 @@ same settings are skipped, so an interrupted grid picks up where it stopped.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -28,6 +29,8 @@ from .baselines import BASELINES
 from .datasets import DATASETS
 from .protocol import RunSpec, group_replicas, run_group
 from .report import markdown_table, plot_table
+
+DEFAULT_SETTINGS = {"batch_size": 16, "particles": 20, "init": "torch"}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -48,6 +51,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--batch-size", type=positive_int, default=16, help="rows per step")
     p.add_argument("--particles", type=positive_int, default=20,
                    help="importance samples K in the training bound")
+    p.add_argument("--init", choices=["torch", "glorot"], default="torch",
+                   help="weight initialisation: PyTorch's nn.Linear default, or Keras' "
+                        "(Glorot-uniform weights, zero biases)")
     p.add_argument("--replicas", type=positive_int, default=10,
                    help="train up to this many seeds of a configuration as one program")
     p.add_argument("--jobs", type=positive_int, default=os.cpu_count() or 1,
@@ -87,10 +93,12 @@ def main(argv: list[str] | None = None) -> int:
     with open(out / "commands.txt", "a") as log:
         log.write("python -m experiments.uci " + " ".join(sys.argv[1:] if argv is None
                                                             else argv) + "\n")
+    _check_settings(out, {"batch_size": args.batch_size, "particles": args.particles,
+                          "init": args.init})
     runs_path = out / "runs.csv"
     done = pd.read_csv(runs_path) if runs_path.exists() else pd.DataFrame()
     specs = [RunSpec(d, m, s, args.iterations, args.impute_samples, args.offset,
-                     args.batch_size, args.particles)
+                     args.batch_size, args.particles, args.init)
              for d in args.datasets for m in args.models for s in range(args.seeds)]
     wanted = {spec.key() for spec in specs}
     finished = {_key_of(r) for r in done.itertuples()}
@@ -110,6 +118,21 @@ def main(argv: list[str] | None = None) -> int:
     plot_table(current, str(out / "table.png"))
     print(table)
     return 0
+
+
+def _check_settings(out: Path, settings: dict) -> None:
+    """Settings that runs.csv does not record must be those of the folder's earlier runs."""
+    path = out / "settings.json"
+    before = (json.loads(path.read_text()) if path.exists()
+              else DEFAULT_SETTINGS if (out / "runs.csv").exists() else None)
+    if before is not None:
+        before = {**DEFAULT_SETTINGS, **before}
+        changed = {k: (before[k], v) for k, v in settings.items() if before.get(k) != v}
+        if changed:
+            said = ", ".join(f"{k} {old!r} -> {new!r}" for k, (old, new) in changed.items())
+            raise SystemExit(f"{out} holds runs made with other settings ({said}); "
+                             f"use another --out")
+    path.write_text(json.dumps(settings, indent=1) + "\n")
 
 
 def _key_of(row) -> tuple:

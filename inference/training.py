@@ -19,6 +19,7 @@ from pyro.infer import RenyiELBO
 from tqdm.auto import tqdm
 
 from models.guide import AmortizedGuide
+from models.networks import glorot_
 from models.program import MAX_PLATE_NESTING, NotMIWAE
 from models.registry import ModelConfig, build_model
 from models.replicas import select_replica, stack_replicas
@@ -26,6 +27,8 @@ from models.replicas import select_replica, stack_replicas
 from .device import default_device, flush_denormals
 from .importance import iw_bound, log_importance_weights
 from .noise import ReplicaNoise, generators
+
+INITS = {"torch": lambda program: program, "glorot": glorot_}  # weight initialisations
 
 
 @dataclass(frozen=True)
@@ -38,10 +41,13 @@ class TrainConfig:
     learning_rate: float = 1e-3
     seed: int = 0
     objective: str = "iw"
+    init: str = "torch"  # or "glorot": Keras' default (models.networks.glorot_)
 
     def __post_init__(self) -> None:
         if self.objective not in ("iw", "renyi"):
             raise ValueError(f"objective must be 'iw' or 'renyi', got {self.objective!r}")
+        if self.init not in INITS:
+            raise ValueError(f"init must be one of {sorted(INITS)}, got {self.init!r}")
         for name in ("iterations", "batch_size", "num_particles"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -83,12 +89,14 @@ def replica_seeds(seed: int, replicas: int) -> list[int]:
     return [seed + r for r in range(replicas)]
 
 
-def init_program(config: ModelConfig, seeds: list[int], device: torch.device) -> NotMIWAE:
-    """Replica r initialised exactly as a single program built after ``set_rng_seed(seeds[r])``."""
+def init_program(config: ModelConfig, seeds: list[int], device: torch.device,
+                 init: str = "torch") -> NotMIWAE:
+    """Replica r initialised exactly as a single program built after ``set_rng_seed(seeds[r])``;
+    ``init="glorot"`` then re-draws its dense layers as Keras would."""
     singles = []
     for seed in seeds:
         pyro.set_rng_seed(seed)
-        singles.append(build_model(config).to(device))
+        singles.append(INITS[init](build_model(config)).to(device))
     return stack_replicas(config, singles)
 
 
@@ -105,7 +113,7 @@ def fit(model_config: ModelConfig, x: torch.Tensor, mask: torch.Tensor,
         raise ValueError("a model with target=True trains on y, and only such a model does")
     dev = default_device(device)
     seeds = replica_seeds(train_config.seed, replicas)
-    program = init_program(model_config, seeds, dev)
+    program = init_program(model_config, seeds, dev, train_config.init)
     x, mask = x.to(dev), mask.to(dev)
     y = None if y is None else y.reshape(len(x), 1).to(dev, x.dtype)
     if train_config.objective == "renyi":

@@ -33,6 +33,19 @@ class Dense(nn.Module):
         return out.reshape(*x.shape[:-1], out.shape[-1])
 
 
+def glorot_(module: nn.Module) -> nn.Module:
+    """Re-initialise every :class:`Dense` in ``module`` as Keras does by default:
+    W ~ U(-a, a) with a = sqrt(6 / (n_in + n_out)) (Glorot uniform), b = 0."""
+    for layer in module.modules():
+        if isinstance(layer, Dense):
+            n_out, n_in = layer.weight.shape[1:]
+            bound = math.sqrt(6.0 / (n_in + n_out))
+            with torch.no_grad():
+                layer.weight.uniform_(-bound, bound)
+                layer.bias.zero_()
+    return module
+
+
 def mlp(n_in: int, n_hidden: int, n_layers: int = 2, replicas: int = 1) -> nn.Sequential:
     """``n_layers`` dense layers of ``n_hidden`` tanh units: the trunk of every network."""
     layers: list[nn.Module] = []

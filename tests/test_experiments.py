@@ -76,6 +76,9 @@ def test_runner_writes_results_and_resumes(tmp_path, capsys):
     assert uci.main(args) == 0
     assert "4 runs already" in capsys.readouterr().out
     assert len(pd.read_csv(tmp_path / "runs.csv")) == 4
+    # Settings that runs.csv does not record cannot change within a folder.
+    with pytest.raises(SystemExit, match="init 'torch' -> 'glorot'.*use another --out"):
+        uci.main(args + ["--init", "glorot"])
 
 
 def test_runner_rejects_unknown_names(capsys):

@@ -4,8 +4,10 @@ import pytest
 import torch
 
 from inference.imputation import impute
-from inference.training import TrainConfig, fit
+from inference.training import TrainConfig, fit, init_program
 from models import config_from_name
+from models.networks import Dense
+from models.replicas import select_replica
 from tests.conftest import toy_data
 
 
@@ -33,3 +35,22 @@ def test_replica_r_is_the_run_with_seed_plus_r(name):
                                    rtol=0, atol=2e-5)
     # The replicas really are different runs.
     assert not torch.allclose(params(together.replica(0)), params(together.replica(1)))
+
+
+def test_glorot_init_is_per_seed_and_within_its_bound():
+    config = config_from_name("notmiwae:selfmasking_known", 4, hidden=32)
+    together = init_program(config, [3, 4], torch.device("cpu"), init="glorot")
+    alone = init_program(config, [4], torch.device("cpu"), init="glorot")
+    torch.testing.assert_close(params(select_replica(config, together, 1)), params(alone),
+                               rtol=0, atol=0)
+    dense = [m for m in alone.modules() if isinstance(m, Dense)]
+    assert dense
+    for layer in dense:
+        n_out, n_in = layer.weight.shape[1:]
+        bound = (6.0 / (n_in + n_out)) ** 0.5
+        assert layer.weight.abs().max() <= bound and layer.weight.abs().max() > 0.8 * bound
+        assert torch.all(layer.bias == 0)
+    default = init_program(config, [4], torch.device("cpu"))
+    assert not torch.allclose(params(default), params(alone))
+    with pytest.raises(ValueError, match="init must be one of"):
+        TrainConfig(init="xavier")

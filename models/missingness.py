@@ -8,6 +8,8 @@ the logits too: self-masking adds g_j * shift_j, the dense models take x + shift
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -26,6 +28,14 @@ class SelfMasking(nn.Module):
 
     def slope(self, weight: torch.Tensor) -> torch.Tensor:
         return weight
+
+    @torch.no_grad()
+    def glorot_(self) -> None:
+        """W, b ~ U(-a, a), a = sqrt(6 / (1 + D)): TensorFlow's default for a variable of
+        shape (1, 1, D), which is how the paper's code holds them (the gain stays 0)."""
+        bound = math.sqrt(6.0 / (1 + self.weight.shape[-1]))
+        self.weight.uniform_(-bound, bound)
+        self.bias.uniform_(-bound, bound)
 
     def forward(self, x: torch.Tensor, shift: torch.Tensor | None = None) -> torch.Tensor:
         weight, bias = per_replica(self.weight, x), per_replica(self.bias, x)

@@ -32,17 +32,22 @@ class Dense(nn.Module):
         out = torch.baddbmm(self.bias, flat, self.weight.transpose(1, 2))
         return out.reshape(*x.shape[:-1], out.shape[-1])
 
+    @torch.no_grad()
+    def glorot_(self) -> None:
+        """Keras' default: W ~ U(-a, a), a = sqrt(6 / (n_in + n_out)) (Glorot uniform); b = 0."""
+        n_out, n_in = self.weight.shape[1:]
+        bound = math.sqrt(6.0 / (n_in + n_out))
+        self.weight.uniform_(-bound, bound)
+        self.bias.zero_()
+
 
 def glorot_(module: nn.Module) -> nn.Module:
-    """Re-initialise every :class:`Dense` in ``module`` as Keras does by default:
-    W ~ U(-a, a) with a = sqrt(6 / (n_in + n_out)) (Glorot uniform), b = 0."""
-    for layer in module.modules():
-        if isinstance(layer, Dense):
-            n_out, n_in = layer.weight.shape[1:]
-            bound = math.sqrt(6.0 / (n_in + n_out))
-            with torch.no_grad():
-                layer.weight.uniform_(-bound, bound)
-                layer.bias.zero_()
+    """Re-initialise ``module`` as the paper's TensorFlow code is initialised: every part
+    with a ``glorot_()`` method (dense layers, self-masking parameters) calls it, in
+    ``module.modules()`` order; other parameters keep their initial values."""
+    for part in module.modules():
+        if hasattr(part, "glorot_"):
+            part.glorot_()
     return module
 
 

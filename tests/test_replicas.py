@@ -50,6 +50,9 @@ def test_glorot_init_is_per_seed_and_within_its_bound():
         bound = (6.0 / (n_in + n_out)) ** 0.5
         assert layer.weight.abs().max() <= bound and layer.weight.abs().max() > 0.8 * bound
         assert torch.all(layer.bias == 0)
+    self_masking = alone.missingness  # W, b ~ U(-a, a), a = sqrt(6 / (1 + D))
+    for param in (self_masking.weight, self_masking.bias):
+        assert param.abs().max() <= (6.0 / 5) ** 0.5 and param.abs().max() > 0
     default = init_program(config, [4], torch.device("cpu"))
     assert not torch.allclose(params(default), params(alone))
     with pytest.raises(ValueError, match="init must be one of"):

@@ -128,6 +128,10 @@ def machine() -> str:
     return f"CPU {cpu}, {torch.get_num_threads()} threads"
 
 
+def _counts(text: str) -> list[int]:
+    return [positive_int(part) for part in text.split(",")]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m experiments.bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -138,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="interleaved rounds; the median is reported")
     parser.add_argument("--impute-samples", type=positive_int, default=10_000,
                         help="importance samples L for the imputation timing")
-    parser.add_argument("--replicas", default="1,5,10",
+    parser.add_argument("--replicas", type=_counts, default=[1, 5, 10],
                         help="comma-separated replica counts R to time")
     parser.add_argument("--device", default=None,
                         help="cpu or cuda (default: cuda if available)")
@@ -150,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     device = default_device(args.device)
     x, mask = red_wine(device)
     result: dict = {"machine": machine(), "torch": torch.__version__, "pyro": pyro.__version__}
-    for r in (int(v) for v in args.replicas.split(",")):
+    for r in args.replicas:
         pyro_ms, torch_ms = training_ms(x, mask, r, args.iterations // r * r or r,
                                         args.rounds, device)
         result[f"pyro_ms_r{r}"], result[f"torch_ms_r{r}"] = pyro_ms, torch_ms

@@ -42,9 +42,12 @@ from models.registry import config_from_name
 from .baselines import impute_baseline
 from .datasets import load_target
 from .metrics import rmse_missing
+from .outputs import check_settings, log_command
 from .report import interval
 
 MISSING = "selfmasking_known"
+# The settings of results/supervised, run before OUT/settings.json was kept.
+EARLIER_SETTINGS = {"seeds": 5, "iterations": 100_000, "impute_samples": 10_000, "split_seed": 0}
 
 
 def split(name: str, seed: int) -> dict:
@@ -155,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
                                      description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--datasets", default="red,concrete",
-                        help="comma-separated: red (y = quality), concrete (y = strength)")
+                        help="comma-separated: red, white (y = quality), concrete (y = strength)")
     parser.add_argument("--seeds", type=positive_int, default=5,
                         help="runs per method: seeds 0..N-1")
     parser.add_argument("--iterations", type=positive_int, default=100_000,
@@ -171,10 +174,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", required=True, help="output folder: runs.csv, summary.md")
     args = parser.parse_args(argv)
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    with open(out / "commands.txt", "a") as log:
-        log.write("python -m experiments.supervised " + " ".join(
-            sys.argv[1:] if argv is None else argv) + "\n")
+    check_settings(out, {"seeds": args.seeds, "iterations": args.iterations,
+                         "impute_samples": args.impute_samples,
+                         "split_seed": args.split_seed}, EARLIER_SETTINGS)
+    log_command(out, "experiments.supervised", argv)
     runs_path = out / "runs.csv"
     done = pd.read_csv(runs_path) if runs_path.exists() else pd.DataFrame()
     names = [d.strip() for d in args.datasets.split(",") if d.strip()]

@@ -14,7 +14,6 @@ same settings are skipped, so an interrupted grid picks up where it stopped.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -23,14 +22,18 @@ from pathlib import Path
 import pandas as pd
 
 from inference.cli import positive_int
+from inference.training import INITS, TrainConfig
 from models.registry import config_from_name
 
 from .baselines import BASELINES
 from .datasets import DATASETS
+from .outputs import check_settings, log_command
 from .protocol import RunSpec, group_replicas, run_group
 from .report import markdown_table, plot_table
 
-DEFAULT_SETTINGS = {"batch_size": 16, "particles": 20, "init": "torch"}
+_PAPER = TrainConfig()
+DEFAULT_SETTINGS = {"batch_size": _PAPER.batch_size, "particles": _PAPER.num_particles,
+                    "init": _PAPER.init}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -48,10 +51,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="importance samples L for imputation (the paper: 10,000)")
     p.add_argument("--offset", type=float, default=0.0,
                    help="MNAR cut-off: mean + OFFSET standard deviations")
-    p.add_argument("--batch-size", type=positive_int, default=16, help="rows per step")
-    p.add_argument("--particles", type=positive_int, default=20,
+    p.add_argument("--batch-size", type=positive_int, default=DEFAULT_SETTINGS["batch_size"],
+                   help="rows per step")
+    p.add_argument("--particles", type=positive_int, default=DEFAULT_SETTINGS["particles"],
                    help="importance samples K in the training bound")
-    p.add_argument("--init", choices=["torch", "glorot"], default="torch",
+    p.add_argument("--init", choices=sorted(INITS), default=DEFAULT_SETTINGS["init"],
                    help="weight initialisation: PyTorch's nn.Linear default, or Keras' "
                         "(Glorot-uniform weights, zero biases)")
     p.add_argument("--replicas", type=positive_int, default=10,
@@ -89,12 +93,9 @@ def _run_in_worker(group: list[RunSpec], device: str | None) -> list[dict]:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    with open(out / "commands.txt", "a") as log:
-        log.write("python -m experiments.uci " + " ".join(sys.argv[1:] if argv is None
-                                                            else argv) + "\n")
-    _check_settings(out, {"batch_size": args.batch_size, "particles": args.particles,
-                          "init": args.init})
+    check_settings(out, {"batch_size": args.batch_size, "particles": args.particles,
+                         "init": args.init}, DEFAULT_SETTINGS)
+    log_command(out, "experiments.uci", argv)
     runs_path = out / "runs.csv"
     done = pd.read_csv(runs_path) if runs_path.exists() else pd.DataFrame()
     specs = [RunSpec(d, m, s, args.iterations, args.impute_samples, args.offset,
@@ -114,25 +115,11 @@ def main(argv: list[str] | None = None) -> int:
     (out / "table.md").write_text(
         f"Imputation RMSE over missing entries (standardised scale), mean ± s.e. over seeds; "
         f"iterations={args.iterations}, impute samples={args.impute_samples}, "
-        f"offset={args.offset}.\n\n{table}")
+        f"offset={args.offset}, batch={args.batch_size}, K={args.particles}, "
+        f"init={args.init}.\n\n{table}")
     plot_table(current, str(out / "table.png"))
     print(table)
     return 0
-
-
-def _check_settings(out: Path, settings: dict) -> None:
-    """Settings that runs.csv does not record must be those of the folder's earlier runs."""
-    path = out / "settings.json"
-    before = (json.loads(path.read_text()) if path.exists()
-              else DEFAULT_SETTINGS if (out / "runs.csv").exists() else None)
-    if before is not None:
-        before = {**DEFAULT_SETTINGS, **before}
-        changed = {k: (before[k], v) for k, v in settings.items() if before.get(k) != v}
-        if changed:
-            said = ", ".join(f"{k} {old!r} -> {new!r}" for k, (old, new) in changed.items())
-            raise SystemExit(f"{out} holds runs made with other settings ({said}); "
-                             f"use another --out")
-    path.write_text(json.dumps(settings, indent=1) + "\n")
 
 
 def _key_of(row) -> tuple:

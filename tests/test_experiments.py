@@ -14,6 +14,7 @@ from experiments.baselines import impute_baseline
 from experiments.datasets import DATASETS, load_dataset
 from experiments.mechanisms import mcar, paper_mnar, standardise
 from experiments.metrics import rmse_missing
+from experiments.outputs import check_settings
 from experiments.protocol import RunSpec, group_replicas
 
 # Shapes, missing rates and mean-imputation RMSE from experiments/data/README.md.
@@ -79,6 +80,24 @@ def test_runner_writes_results_and_resumes(tmp_path, capsys):
     # Settings that runs.csv does not record cannot change within a folder.
     with pytest.raises(SystemExit, match="init 'torch' -> 'glorot'.*use another --out"):
         uci.main(args + ["--init", "glorot"])
+    assert "glorot" not in (tmp_path / "commands.txt").read_text()  # refused: not logged
+    assert "batch=16, K=20, init=torch" in (tmp_path / "table.md").read_text()
+
+
+def test_folder_settings(tmp_path):
+    earlier = {"a": 1, "b": 2}
+    check_settings(tmp_path, {"a": 5, "b": 2}, earlier)  # no runs yet: anything goes
+    check_settings(tmp_path, {"a": 1, "b": 2}, earlier)  # ...and is not held against later
+    (tmp_path / "runs.csv").write_text("x\n1\n")
+    check_settings(tmp_path, {"a": 1, "b": 2}, earlier)
+    with pytest.raises(SystemExit, match="other settings \\(b 2 -> 3\\)"):
+        check_settings(tmp_path, {"a": 1, "b": 3}, earlier)
+    (tmp_path / "settings.json").unlink()  # runs from before settings were kept
+    with pytest.raises(SystemExit, match="a 1 -> 4"):
+        check_settings(tmp_path, {"a": 4, "b": 2}, earlier)
+    (tmp_path / "settings.json").write_text("[1,")
+    with pytest.raises(SystemExit, match="settings.json: not a JSON object"):
+        check_settings(tmp_path, {"a": 1, "b": 2}, earlier)
 
 
 def test_runner_rejects_unknown_names(capsys):

@@ -13,6 +13,7 @@
     batch_size = 16
     num_particles = 20            # K
     learning_rate = 0.001
+    init = "torch"                # or "glorot": as the paper's TensorFlow code
     seed = 0
 
     [imputation]
@@ -40,7 +41,7 @@ SECTIONS = {
               "latent_mask": "latent_mask", "latent_dim": "latent_dim", "hidden": "hidden"},
     "training": {"iterations": "iterations", "batch_size": "batch_size",
                  "num_particles": "num_particles", "learning_rate": "learning_rate",
-                 "seed": "random_state", "device": "device"},
+                 "init": "init", "seed": "random_state", "device": "device"},
     "imputation": {"num_samples": "num_samples", "estimator": "estimator"},
 }
 

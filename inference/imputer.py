@@ -66,7 +66,8 @@ class NotMIWAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
 
     Parameters name the model (``missing``, ``decoder``, ``prior``, ``latent_mask`` for
     the masked not-MIWAE, ``latent_dim``, ``hidden``), the training (``iterations``,
-    ``batch_size``, ``num_particles`` = K, ``learning_rate``) and the imputation
+    ``batch_size``, ``num_particles`` = K, ``learning_rate``, ``init``: "torch" or "glorot",
+    the paper's TensorFlow initialisation, see ``models.networks.glorot_``) and the imputation
     (``num_samples`` = L importance samples, ``estimator``: "mean" or "sample"), plus
     ``device`` and ``random_state``.
     ``missing="ignorable"`` gives MIWAE.
@@ -76,7 +77,7 @@ class NotMIWAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
                  prior: str = "normal", latent_mask: bool = False,
                  latent_dim: int | None = None, hidden: int = 128,
                  iterations: int = 20_000, batch_size: int = 16, num_particles: int = 20,
-                 learning_rate: float = 1e-3, num_samples: int = 1_000,
+                 learning_rate: float = 1e-3, init: str = "torch", num_samples: int = 1_000,
                  estimator: str = "mean", device: str | None = None,
                  random_state: int = 0, verbose: bool = False) -> None:
         self.missing = missing
@@ -89,6 +90,7 @@ class NotMIWAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         self.batch_size = batch_size
         self.num_particles = num_particles
         self.learning_rate = learning_rate
+        self.init = init
         self.num_samples = num_samples
         self.estimator = estimator
         self.device = device
@@ -111,7 +113,8 @@ class NotMIWAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
                                          latent_mask=self.latent_mask)
         train = TrainConfig(iterations=self.iterations, batch_size=self.batch_size,
                             num_particles=self.num_particles,
-                            learning_rate=self.learning_rate, seed=self.random_state)
+                            learning_rate=self.learning_rate, seed=self.random_state,
+                            init=self.init)
         x, mask = self._tensors(values)
         result = fit(self.model_config_, x, mask, train, device=self.device,
                      progress=self.verbose)

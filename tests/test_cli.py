@@ -131,3 +131,18 @@ def test_render_draws_the_graphical_model(tmp_path):
     out = tmp_path / "model.png"
     assert main(["render", "--model", "notmiwae:linear", "--out", str(out)]) == 0
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_config_round_trips_the_imputer_parameters(tmp_path):
+    params = NotMIWAEImputer(init="glorot", missing="linear", iterations=7,
+                             num_samples=11).get_params()
+    path = tmp_path / "model.toml"
+    path.write_text(dump_config(params))
+    back = load_config(path)
+    assert back == {k: params[k] for k in back}
+    assert back["init"] == "glorot"
+    assert set(params) - set(back) <= {"verbose", "device", "latent_dim"}  # None or runtime
+    data = pd.DataFrame(np.random.default_rng(1).normal(size=(40, 3)))
+    data.iloc[::4, 1] = np.nan
+    imputed = NotMIWAEImputer(**back).fit_transform(data)
+    assert np.isfinite(imputed).all()

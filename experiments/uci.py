@@ -56,8 +56,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--particles", type=positive_int, default=DEFAULT_SETTINGS["particles"],
                    help="importance samples K in the training bound")
     p.add_argument("--init", choices=sorted(INITS), default=DEFAULT_SETTINGS["init"],
-                   help="weight initialisation: PyTorch's nn.Linear default, or Keras' "
-                        "(Glorot-uniform weights, zero biases)")
+                   help="torch: nn.Linear's default, self-masking W = b = 0; glorot: as "
+                        "the paper's TensorFlow code (Glorot-uniform, zero biases); "
+                        "glorot-missing: only the missing model as that code")
     p.add_argument("--replicas", type=positive_int, default=10,
                    help="train up to this many seeds of a configuration as one program")
     p.add_argument("--jobs", type=positive_int, default=os.cpu_count() or 1,

@@ -28,7 +28,17 @@ from .device import default_device, flush_denormals
 from .importance import iw_bound, log_importance_weights
 from .noise import ReplicaNoise, generators
 
-INITS = {"torch": lambda program: program, "glorot": glorot_}  # weight initialisations
+
+def _glorot_missing(program: NotMIWAE) -> NotMIWAE:
+    """Only the missing model drawn as the paper's TensorFlow code does (an ablation)."""
+    if program.missingness is not None:
+        glorot_(program.missingness)
+    return program
+
+
+INITS = {"torch": lambda program: program,  # nn.Linear's default; self-masking W = b = 0
+         "glorot": glorot_,  # everything as the paper's TensorFlow code
+         "glorot-missing": _glorot_missing}
 
 
 @dataclass(frozen=True)

@@ -21,10 +21,11 @@ import pandas as pd
 from inference.cli import positive_int
 
 from . import uci
-from .report import interval
+from .report import paired, paired_markdown
 
 MISSING = ("linear", "selfmasking", "selfmasking_known")
 FAMILIES = ("notmiwae", "notmiwae-ppca")
+LABELS = ("plain", "masked")
 
 
 def model_names() -> list[str]:
@@ -34,22 +35,9 @@ def model_names() -> list[str]:
 
 def pairs(runs: pd.DataFrame) -> pd.DataFrame:
     """One row per (data set, plain model): masked - plain, paired by seed."""
-    rows = []
-    for (dataset, model), plain in runs.groupby(["dataset", "model"], sort=False):
-        if model.startswith("masked-"):
-            continue
-        masked = runs[(runs["dataset"] == dataset) & (runs["model"] == f"masked-{model}")]
-        both = plain.merge(masked, on="seed", suffixes=("_plain", "_masked"))
-        if both.empty:
-            continue
-        diff = both["rmse_masked"] - both["rmse_plain"]
-        rows.append({"dataset": dataset, "model": model, "seeds": len(both),
-                     "rmse_plain": both["rmse_plain"].mean(),
-                     "rmse_masked": both["rmse_masked"].mean(),
-                     "difference": interval(diff),
-                     "relative_change_percent": 100 * diff.mean() / both["rmse_plain"].mean(),
-                     "masked_better_seeds": int((diff < 0).sum())})
-    return pd.DataFrame(rows)
+    masked = runs["model"].str.startswith("masked-")
+    as_plain = runs[masked].assign(model=runs.loc[masked, "model"].str.removeprefix("masked-"))
+    return paired(runs[~masked], as_plain, LABELS)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -81,12 +69,7 @@ def main(argv: list[str] | None = None) -> int:
                 & (runs["dataset"].isin(args.datasets.split(",")))]
     table = pairs(runs)
     table.to_csv(out / "pairs.csv", index=False)
-    lines = ["| data set | model | seeds | RMSE plain | RMSE masked | masked - plain [95%] | "
-             "relative change | seeds where masked is better |", "|---" * 8 + "|"]
-    lines += [f"| {r.dataset} | {r.model} | {r.seeds} | {r.rmse_plain:.3f} | "
-              f"{r.rmse_masked:.3f} | {r.difference} | {r.relative_change_percent:+.1f}% | "
-              f"{r.masked_better_seeds}/{r.seeds} |" for r in table.itertuples()]
-    text = "\n".join(lines) + "\n"
+    text = paired_markdown(table, LABELS)
     (out / "pairs.md").write_text(
         f"Masked not-MIWAE vs not-MIWAE, paired by seed; {args.iterations} iterations, "
         f"L = {args.impute_samples}.\n\n{text}")

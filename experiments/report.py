@@ -16,6 +16,40 @@ def interval(values) -> str:
     return f"{values.mean():.3f} [{values.mean() - half:.3f}, {values.mean() + half:.3f}]"
 
 
+def paired(base: pd.DataFrame, other: pd.DataFrame, labels: tuple[str, str],
+           value: str = "rmse") -> pd.DataFrame:
+    """One row per (data set, model) in both: ``other - base`` paired by seed, as a 95%
+    t-interval over seeds, the relative change and the seeds where ``other`` is lower."""
+    a, b = labels
+    rows = []
+    for (dataset, model), left in base.groupby(["dataset", "model"], sort=False):
+        right = other[(other["dataset"] == dataset) & (other["model"] == model)]
+        both = left.merge(right, on="seed", suffixes=(f"_{a}", f"_{b}"))
+        if both.empty:
+            continue
+        diff = both[f"{value}_{b}"] - both[f"{value}_{a}"]
+        rows.append({"dataset": dataset, "model": model, "seeds": len(both),
+                     f"{value}_{a}": both[f"{value}_{a}"].mean(),
+                     f"{value}_{b}": both[f"{value}_{b}"].mean(),
+                     "difference": interval(diff),
+                     "relative_change_percent": 100 * diff.mean() / both[f"{value}_{a}"].mean(),
+                     f"{b}_better_seeds": int((diff < 0).sum())})
+    return pd.DataFrame(rows)
+
+
+def paired_markdown(table: pd.DataFrame, labels: tuple[str, str], value: str = "rmse") -> str:
+    """The rows of :func:`paired` as a markdown table."""
+    a, b = labels
+    lines = [f"| data set | model | seeds | {value.upper()} {a} | {value.upper()} {b} | "
+             f"{b} - {a} [95%] | relative change | seeds where {b} is better |",
+             "|---" * 8 + "|"]
+    lines += [f"| {r['dataset']} | {r['model']} | {r['seeds']} | {r[f'{value}_{a}']:.3f} | "
+              f"{r[f'{value}_{b}']:.3f} | {r['difference']} | "
+              f"{r['relative_change_percent']:+.1f}% | {r[f'{b}_better_seeds']}/{r['seeds']} |"
+              for r in table.to_dict("records")]
+    return "\n".join(lines) + "\n"
+
+
 def summarise(runs: pd.DataFrame, value: str = "rmse") -> pd.DataFrame:
     """Mean, standard error (sd / sqrt(n), ddof=1) and n per (model, dataset)."""
     grouped = runs.groupby(["model", "dataset"], sort=False)[value]

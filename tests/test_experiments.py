@@ -125,6 +125,7 @@ def test_parallel_jobs_give_the_same_rows(tmp_path):
 
 @pytest.mark.parametrize("module", ["experiments.uci", "experiments.bench", "experiments.export",
                                     "experiments.masked", "experiments.supervised",
+                                    "experiments.compare",
                                     "inference.cli"])
 def test_command_line_entry_points_run(module):
     out = subprocess.run([sys.executable, "-m", module, "--help"], capture_output=True,

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from experiments import supervised
+from experiments import compare, supervised
 from experiments.masked import model_names, pairs
 from experiments.report import interval
 
@@ -40,3 +40,20 @@ def test_supervised_experiment_runs_every_method(tmp_path):
     split = supervised.split("concrete", 0)
     assert split["x_train"].shape == (824, 8) and split["x_test"].shape == (206, 8)
     assert not split["m_test"][:, :4].all() and split["m_test"][:, 4:].all()
+
+
+def test_compare_pairs_two_folders_by_seed(tmp_path, capsys):
+    rows = {"dataset": ["red"] * 3, "model": ["miwae"] * 3, "seed": [0, 1, 2]}
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    pd.DataFrame({**rows, "rmse": [1.0, 1.2, 1.1]}).to_csv(tmp_path / "a" / "runs.csv")
+    pd.DataFrame({**rows, "rmse": [0.9, 1.3, 1.0]}).to_csv(tmp_path / "b" / "runs.csv")
+    assert compare.main([str(tmp_path / "a"), str(tmp_path / "b"), "--labels", "x,y",
+                         "--out", str(tmp_path / "c.md")]) == 0
+    line = next(t for t in (tmp_path / "c.md").read_text().splitlines() if "| red |" in t)
+    assert f"| {interval(np.array([-0.1, 0.1, -0.1]))} |" in line and line.endswith("| 2/3 |")
+    pd.DataFrame({**rows, "seed": [0, 0, 1], "rmse": 1.0}).to_csv(tmp_path / "b" / "runs.csv")
+    with pytest.raises(SystemExit, match="seed 0 appears more than once"):
+        compare.main([str(tmp_path / "a"), str(tmp_path / "b")])
+    with pytest.raises(SystemExit, match="no runs.csv"):
+        compare.main([str(tmp_path / "a"), str(tmp_path / "nothing")])

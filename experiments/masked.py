@@ -13,14 +13,12 @@ over seeds and the relative change. Resumable, like ``experiments.uci``.
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
 import pandas as pd
 
-from inference.cli import positive_int
-
 from . import uci
+from .protocol import add_protocol_options
 from .report import paired, paired_markdown
 
 MISSING = ("linear", "selfmasking", "selfmasking_known")
@@ -45,14 +43,7 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--datasets", default="red,white",
                         help="comma-separated UCI data sets (see experiments.uci)")
-    parser.add_argument("--seeds", type=positive_int, default=5,
-                        help="runs per model: seeds 0..N-1, paired across models")
-    parser.add_argument("--iterations", type=positive_int, default=100_000,
-                        help="training steps (the paper: 100,000)")
-    parser.add_argument("--impute-samples", type=positive_int, default=10_000,
-                        help="importance samples L for imputation (the paper: 10,000)")
-    parser.add_argument("--jobs", type=positive_int, default=os.cpu_count() or 1,
-                        help="parallel processes, one thread each (default: one per core)")
+    add_protocol_options(parser)
     parser.add_argument("--out", required=True,
                         help="output folder: runs.csv, pairs.csv, pairs.md")
     parser.add_argument("--report-only", action="store_true",

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import argparse
+import os
 import time
 from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
 
+from inference.cli import positive_int
 from inference.imputation import impute
 from inference.training import TrainConfig, fit
 from models.registry import config_from_name
@@ -37,6 +40,18 @@ class RunSpec:
         return (self.dataset, self.model, int(self.seed),
                 int(self.iterations) if trained else 0,
                 int(self.impute_samples) if trained else 0, float(self.offset))
+
+
+def add_protocol_options(parser: argparse.ArgumentParser, unit: str = "model") -> None:
+    """--seeds, --iterations, --impute-samples and --jobs, shared by the experiment runners."""
+    parser.add_argument("--seeds", type=positive_int, default=5,
+                        help=f"runs per {unit}: seeds 0..N-1")
+    parser.add_argument("--iterations", type=positive_int, default=100_000,
+                        help="training steps (the paper: 100,000)")
+    parser.add_argument("--impute-samples", type=positive_int, default=10_000,
+                        help="importance samples L for imputation (the paper: 10,000)")
+    parser.add_argument("--jobs", type=positive_int, default=os.cpu_count() or 1,
+                        help="parallel processes, one thread each (default: one per core)")
 
 
 def prepare(dataset: str, offset: float = 0.0) -> tuple[np.ndarray, np.ndarray]:

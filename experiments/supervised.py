@@ -24,7 +24,6 @@ the paired difference joint - two-stage).
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
@@ -34,7 +33,6 @@ import pandas as pd
 import torch
 from sklearn.neural_network import MLPRegressor
 
-from inference.cli import positive_int
 from inference.imputation import impute, predict_target
 from inference.training import TrainConfig, fit
 from models.registry import config_from_name
@@ -43,6 +41,7 @@ from .baselines import impute_baseline
 from .datasets import load_target
 from .metrics import rmse_missing
 from .outputs import check_settings, log_command
+from .protocol import add_protocol_options
 from .report import interval
 
 MISSING = "selfmasking_known"
@@ -159,16 +158,9 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--datasets", default="red,concrete",
                         help="comma-separated: red, white (y = quality), concrete (y = strength)")
-    parser.add_argument("--seeds", type=positive_int, default=5,
-                        help="runs per method: seeds 0..N-1")
-    parser.add_argument("--iterations", type=positive_int, default=100_000,
-                        help="training steps of the generative models")
-    parser.add_argument("--impute-samples", type=positive_int, default=10_000,
-                        help="importance samples L for imputation and prediction")
+    add_protocol_options(parser, unit="method")
     parser.add_argument("--split-seed", type=int, default=0,
                         help="seed of the 80/20 train/test split")
-    parser.add_argument("--jobs", type=positive_int, default=os.cpu_count() or 1,
-                        help="data sets in parallel processes, one thread each")
     parser.add_argument("--device", default=None,
                         help="cpu or cuda (default: cuda if available)")
     parser.add_argument("--out", required=True, help="output folder: runs.csv, summary.md")

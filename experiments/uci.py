@@ -14,7 +14,6 @@ same settings are skipped, so an interrupted grid picks up where it stopped.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
@@ -28,7 +27,7 @@ from models.registry import config_from_name
 from .baselines import BASELINES
 from .datasets import DATASETS
 from .outputs import check_settings, log_command
-from .protocol import RunSpec, group_replicas, run_group
+from .protocol import RunSpec, add_protocol_options, group_replicas, run_group
 from .report import markdown_table, plot_table
 
 _PAPER = TrainConfig()
@@ -44,11 +43,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--models", default="notmiwae:selfmasking_known,miwae,mean",
                    help="comma-separated: mean, mice, missforest, knn, miwae, ppca, "
                         "notmiwae:<missing>, notmiwae-ppca:<missing>")
-    p.add_argument("--seeds", type=positive_int, default=5, help="runs per model: seeds 0..N-1")
-    p.add_argument("--iterations", type=positive_int, default=100_000,
-                   help="training steps (the paper: 100,000)")
-    p.add_argument("--impute-samples", type=positive_int, default=10_000,
-                   help="importance samples L for imputation (the paper: 10,000)")
+    add_protocol_options(p)
     p.add_argument("--offset", type=float, default=0.0,
                    help="MNAR cut-off: mean + OFFSET standard deviations")
     p.add_argument("--batch-size", type=positive_int, default=DEFAULT_SETTINGS["batch_size"],
@@ -61,8 +56,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "glorot-missing: only the missing model as that code")
     p.add_argument("--replicas", type=positive_int, default=10,
                    help="train up to this many seeds of a configuration as one program")
-    p.add_argument("--jobs", type=positive_int, default=os.cpu_count() or 1,
-                   help="parallel processes, one thread each (default: one per core)")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
     p.add_argument("--out", required=True, help="output folder")
     args = p.parse_args(argv)

@@ -55,7 +55,8 @@ def training_ms(x, mask, replicas: int, iterations: int, rounds: int,
     train = TrainConfig(batch_size=16, num_particles=20)
     pyro_program = init_program(config, seeds, device)
     torch_program = init_program(config, seeds, device)
-    steps = {"pyro": _iw_step(pyro_program, train, generators(seeds, device)),
+    steps = {"pyro": _iw_step(pyro_program, train, generators(seeds, device),
+                              make_optimizer(pyro_program, 1e-3)),
              "torch": reference_step(torch_program,
                                      make_optimizer(torch_program, 1e-3),
                                      train.num_particles)}

@@ -6,6 +6,7 @@ import argparse
 import os
 import time
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -74,10 +75,22 @@ def group_replicas(specs: list[RunSpec], max_replicas: int) -> list[list[RunSpec
     return groups
 
 
-def run_group(specs: list[RunSpec], device: str | None = None,
-              progress: bool = False) -> list[dict]:
+def snapshot_path(folder: str | Path, specs: list[RunSpec]) -> Path:
+    """Where a group's training snapshot lives while it trains (see ``run_group``)."""
+    first, last = specs[0], specs[-1]
+    name = (f"{first.dataset}_{first.model.replace(':', '_')}_seeds{first.seed}-{last.seed}"
+            f"_it{first.iterations}_offset{first.offset:g}.pt")
+    return Path(folder) / name
+
+
+def run_group(specs: list[RunSpec], device: str | None = None, progress: bool = False,
+              snapshots: str | Path | None = None) -> list[dict]:
     """Train the group's seeds as replicas of one program (or apply a baseline), impute
-    the training rows with each replica and score them, as the paper does."""
+    the training rows with each replica and score them, as the paper does.
+
+    ``snapshots``: a folder for the training snapshot (:func:`snapshot_path`), so that a
+    group stopped midway resumes where it was; the caller deletes it once the rows are kept.
+    """
     first = specs[0]
     x, mask = prepare(first.dataset, first.offset)
     rows = [{"dataset": s.dataset, "model": s.model, "seed": s.seed,
@@ -97,7 +110,8 @@ def run_group(specs: list[RunSpec], device: str | None = None,
     train = TrainConfig(iterations=first.iterations, batch_size=first.batch_size,
                         num_particles=first.num_particles, seed=first.seed, init=first.init)
     result = fit(config, xt, mt, train, device=device, progress=progress,
-                 replicas=len(specs))
+                 replicas=len(specs),
+                 snapshot=None if snapshots is None else snapshot_path(snapshots, specs))
     history = result.history.reshape(len(result.history), -1)
     for r, (spec, row) in enumerate(zip(specs, rows, strict=True)):
         start = time.perf_counter()

@@ -27,7 +27,7 @@ from models.registry import config_from_name
 from .baselines import BASELINES
 from .datasets import DATASETS
 from .outputs import check_settings, log_command
-from .protocol import RunSpec, add_protocol_options, group_replicas, run_group
+from .protocol import RunSpec, add_protocol_options, group_replicas, run_group, snapshot_path
 from .report import markdown_table, plot_table
 
 _PAPER = TrainConfig()
@@ -77,11 +77,11 @@ def _split(text: str) -> list[str]:
     return [part.strip() for part in text.split(",") if part.strip()]
 
 
-def _run_in_worker(group: list[RunSpec], device: str | None) -> list[dict]:
+def _run_in_worker(group: list[RunSpec], device: str | None, snapshots: Path) -> list[dict]:
     import torch
 
     torch.set_num_threads(1)
-    return run_group(group, device)
+    return run_group(group, device, snapshots=snapshots)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -123,11 +123,13 @@ def _key_of(row) -> tuple:
 
 def _execute(todo: list[RunSpec], args, runs_path: Path) -> list[dict]:
     rows: list[dict] = []
+    snapshots = runs_path.parent / "snapshots"  # a group stopped midway resumes from these
 
-    def record(group_rows: list[dict]) -> None:
+    def record(group: list[RunSpec], group_rows: list[dict]) -> None:
         rows.extend(group_rows)
         pd.DataFrame(group_rows).to_csv(runs_path, mode="a", header=not runs_path.exists(),
                                         index=False)
+        snapshot_path(snapshots, group).unlink(missing_ok=True)
         for row in group_rows:
             print(f"{row['dataset']:>9} {row['model']:<32} seed {row['seed']}: "
                   f"RMSE {row['rmse']:.4f} ({row['train_seconds']:.0f} s per run, "
@@ -137,12 +139,14 @@ def _execute(todo: list[RunSpec], args, runs_path: Path) -> list[dict]:
     jobs = min(args.jobs, len(groups)) or 1
     if jobs == 1:
         for group in groups:
-            record(run_group(group, args.device, progress=sys.stderr.isatty()))
+            record(group, run_group(group, args.device, progress=sys.stderr.isatty(),
+                                    snapshots=snapshots))
         return rows
     with ProcessPoolExecutor(max_workers=jobs) as pool:
-        futures = [pool.submit(_run_in_worker, group, args.device) for group in groups]
+        futures = {pool.submit(_run_in_worker, group, args.device, snapshots): group
+                   for group in groups}
         for future in as_completed(futures):
-            record(future.result())
+            record(futures[future], future.result())
     return rows
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 
 import numpy as np
 import pyro
@@ -27,6 +28,7 @@ from models.replicas import select_replica, stack_replicas
 from .device import default_device, flush_denormals
 from .importance import iw_bound, log_importance_weights
 from .noise import ReplicaNoise, generators
+from .snapshots import Minibatches, identity, load_snapshot, save_snapshot
 
 
 def _glorot_missing(program: NotMIWAE) -> NotMIWAE:
@@ -85,15 +87,6 @@ class FitResult:
         save_checkpoint(path, self.replica(replica), self.model_config, train)
 
 
-def minibatches(n_rows: int, batch_size: int, generator: torch.Generator):
-    """Endless minibatch indices: a fresh random permutation of the rows every epoch."""
-    batch_size = min(batch_size, n_rows)
-    while True:
-        order = torch.randperm(n_rows, generator=generator)
-        for start in range(0, n_rows - batch_size + 1, batch_size):
-            yield order[start:start + batch_size]
-
-
 def replica_seeds(seed: int, replicas: int) -> list[int]:
     """Replica r is the run with seed ``seed + r``."""
     return [seed + r for r in range(replicas)]
@@ -112,38 +105,53 @@ def init_program(config: ModelConfig, seeds: list[int], device: torch.device,
 
 def fit(model_config: ModelConfig, x: torch.Tensor, mask: torch.Tensor,
         train_config: TrainConfig = TrainConfig(), device: str | None = None,
-        progress: bool = True, replicas: int = 1, y: torch.Tensor | None = None) -> FitResult:
+        progress: bool = True, replicas: int = 1, y: torch.Tensor | None = None,
+        snapshot: str | Path | None = None, snapshot_every: int = 5000) -> FitResult:
     """Build the program from ``model_config`` (initialised from the seed) and train it.
 
     ``x`` (N, D) float with missing entries set to 0, ``mask`` (N, D) bool, True = observed.
     ``replicas=R`` trains the runs of seeds seed, ..., seed + R - 1 at once, in one program.
     ``y`` (N,): the target, for a jointly supervised model (``model_config.target``).
+    ``snapshot``: a file where the training state is saved every ``snapshot_every``
+    iterations and at the end (:mod:`inference.snapshots`); if it exists, training resumes
+    from it and ends exactly as an uninterrupted run would.
     """
     if model_config.target != (y is not None):
         raise ValueError("a model with target=True trains on y, and only such a model does")
+    if snapshot_every < 1:
+        raise ValueError(f"snapshot_every must be >= 1, got {snapshot_every}")
     dev = default_device(device)
     seeds = replica_seeds(train_config.seed, replicas)
     program = init_program(model_config, seeds, dev, train_config.init)
     x, mask = x.to(dev), mask.to(dev)
     y = None if y is None else y.reshape(len(x), 1).to(dev, x.dtype)
+    optimizer = make_optimizer(program, train_config.learning_rate)
+    noise = generators(seeds, dev)
     if train_config.objective == "renyi":
         if replicas != 1:
             raise ValueError("objective='renyi' trains one replica at a time")
-        step = _renyi_step(program, train_config, generators(seeds, dev))
+        step = _renyi_step(program, train_config, noise, optimizer)
     else:
-        step = _iw_step(program, train_config, generators(seeds, dev))
+        step = _iw_step(program, train_config, noise, optimizer)
     # Each replica orders its minibatches with its own generator, seeded like its noise
     # generator. The two read one stream at different rates (N numbers an epoch, thousands
     # a step), so row orders reuse the numbers behind the first steps' noise: a weak
     # dependence, kept so that results stay reproducible; seeding them apart would end it.
-    batches = zip(*[minibatches(len(x), train_config.batch_size,
-                                torch.Generator().manual_seed(s)) for s in seeds], strict=True)
+    orders = [Minibatches(len(x), train_config.batch_size, torch.Generator().manual_seed(s))
+              for s in seeds]
     history = np.empty((train_config.iterations, replicas))
-    bar = tqdm(range(train_config.iterations), disable=not progress, desc="training",
-               mininterval=1.0)
-    start = time.perf_counter()
+    first, seconds = 0, 0.0
+    ident = identity(model_config, train_config, replicas, len(x), dev)
+    state = (program, optimizer, noise, orders)
+    if snapshot is not None and Path(snapshot).exists():
+        first, seconds = load_snapshot(snapshot, ident, train_config.iterations, *state,
+                                       history)
+    bar = tqdm(range(first, train_config.iterations), disable=not progress,
+               desc="training", mininterval=1.0, initial=first,
+               total=train_config.iterations)
+    start = time.perf_counter() - seconds
     with pyro.validation_enabled(False), flush_denormals():
-        for it, idx in zip(bar, batches, strict=False):
+        for it, idx in zip(bar, zip(*orders, strict=True), strict=False):
             idx = torch.stack(idx).to(dev) if replicas > 1 else idx[0].to(dev)
             xb, mb, yb = x[idx], mask[idx], None if y is None else y[idx]
             if replicas > 1:  # (R, 1, B, D): one minibatch per replica, broadcast over K
@@ -152,7 +160,12 @@ def fit(model_config: ModelConfig, x: torch.Tensor, mask: torch.Tensor,
             history[it] = step(xb, mb, yb)
             if progress and it % 200 == 199:
                 bar.set_postfix(bound=f"{history[max(0, it - 999):it + 1].mean():.3f}")
+            if snapshot is not None and (it + 1) % snapshot_every == 0:
+                save_snapshot(snapshot, ident, it + 1, *state, history,
+                              time.perf_counter() - start)
     seconds = time.perf_counter() - start
+    if snapshot is not None and first < train_config.iterations:
+        save_snapshot(snapshot, ident, train_config.iterations, *state, history, seconds)
     program.eval()
     return FitResult(program, model_config, train_config,
                      history[:, 0] if replicas == 1 else history, seconds)
@@ -163,8 +176,8 @@ def make_optimizer(program: NotMIWAE, learning_rate: float) -> torch.optim.Optim
     return torch.optim.Adam(program.parameters(), lr=learning_rate, foreach=True)
 
 
-def _iw_step(program: NotMIWAE, cfg: TrainConfig, noise: list[torch.Generator]):
-    optimizer = make_optimizer(program, cfg.learning_rate)
+def _iw_step(program: NotMIWAE, cfg: TrainConfig, noise: list[torch.Generator],
+             optimizer: torch.optim.Optimizer):
 
     def step(x: torch.Tensor, mask: torch.Tensor, y: torch.Tensor | None = None) -> np.ndarray:
         log_w, _ = log_importance_weights(program, x, mask, cfg.num_particles, noise, y)
@@ -177,8 +190,8 @@ def _iw_step(program: NotMIWAE, cfg: TrainConfig, noise: list[torch.Generator]):
     return step
 
 
-def _renyi_step(program: NotMIWAE, cfg: TrainConfig, noise: list[torch.Generator]):
-    optimizer = make_optimizer(program, cfg.learning_rate)
+def _renyi_step(program: NotMIWAE, cfg: TrainConfig, noise: list[torch.Generator],
+                optimizer: torch.optim.Optimizer):
     elbo = RenyiELBO(alpha=0.0, num_particles=cfg.num_particles, vectorize_particles=True,
                      max_plate_nesting=MAX_PLATE_NESTING)
 

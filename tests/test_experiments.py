@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from experiments import uci
 from experiments.baselines import impute_baseline
@@ -15,7 +16,7 @@ from experiments.datasets import DATASETS, load_dataset
 from experiments.mechanisms import mcar, paper_mnar, standardise
 from experiments.metrics import rmse_missing
 from experiments.outputs import check_settings
-from experiments.protocol import RunSpec, group_replicas
+from experiments.protocol import RunSpec, group_replicas, run_group, snapshot_path
 
 # Shapes, missing rates and mean-imputation RMSE from experiments/data/README.md.
 EXPECTED = {"banknote": (1372, 4, 0.257, 1.726), "concrete": (1030, 9, 0.209, 1.847),
@@ -71,6 +72,7 @@ def test_runner_writes_results_and_resumes(tmp_path, capsys):
     assert set(runs.loc[runs["model"] == "notmiwae:selfmasking", "replicas"]) == {2}
     assert {"dataset", "model", "seed", "iterations", "rmse", "train_seconds"} <= set(runs)
     assert (tmp_path / "table.png").stat().st_size > 0
+    assert not list((tmp_path / "snapshots").iterdir())  # deleted once the rows are kept
     table = (tmp_path / "table.md").read_text()
     assert "| notmiwae:selfmasking |" in table and "| mean | 1.73 ± 0.00 (n=2)" in table
     capsys.readouterr()
@@ -113,6 +115,17 @@ def test_replica_groups_are_consecutive_seeds_of_one_configuration():
     assert [[s.seed for s in g] for g in groups] == [[0, 1], [2], [4], [0], [1], [5]]
 
 
+def test_a_stopped_group_resumes_from_its_snapshot(tmp_path):
+    specs = [RunSpec("banknote", "notmiwae:linear", s, iterations=12, impute_samples=10)
+             for s in (0, 1)]
+    first = run_group(specs, snapshots=tmp_path)
+    path = snapshot_path(tmp_path, specs)
+    assert path.name == "banknote_notmiwae_linear_seeds0-1_it12_offset0.pt"
+    assert torch.load(path, weights_only=True)["iteration"] == 12
+    again = run_group(specs, snapshots=tmp_path)  # resumes at the end: trains nothing
+    assert [r["rmse"] for r in again] == [r["rmse"] for r in first]
+
+
 def test_parallel_jobs_give_the_same_rows(tmp_path):
     common = ["--datasets", "banknote", "--models", "miwae,notmiwae:linear", "--seeds", "1",
               "--iterations", "15", "--impute-samples", "10"]
@@ -121,6 +134,7 @@ def test_parallel_jobs_give_the_same_rows(tmp_path):
     a = pd.read_csv(tmp_path / "a" / "runs.csv").sort_values("model").reset_index(drop=True)
     b = pd.read_csv(tmp_path / "b" / "runs.csv").sort_values("model").reset_index(drop=True)
     assert np.allclose(a["rmse"], b["rmse"], atol=1e-5)
+    assert not list((tmp_path / "b" / "snapshots").iterdir())
 
 
 @pytest.mark.parametrize("module", ["experiments.uci", "experiments.bench", "experiments.export",

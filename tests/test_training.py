@@ -1,4 +1,4 @@
-"""Training: deterministic, checkpoints round-trip, and it learns."""
+"""Training: deterministic, checkpoints round-trip, snapshots resume exactly, it learns."""
 
 import numpy as np
 import pytest
@@ -7,7 +7,9 @@ import torch
 from experiments.baselines import impute_baseline
 from experiments.metrics import rmse_missing
 from experiments.protocol import prepare
+from inference import training
 from inference.imputation import impute
+from inference.snapshots import Minibatches
 from inference.training import TrainConfig, fit, load_checkpoint
 from models import ModelConfig
 from tests.conftest import toy_data
@@ -79,3 +81,73 @@ def test_bad_configurations_are_named():
         TrainConfig(objective="elbo")
     with pytest.raises(ValueError, match="iterations"):
         TrainConfig(iterations=0)
+
+
+class Interrupted(Exception):
+    pass
+
+
+def interrupt_after(monkeypatch, calls: int) -> None:
+    """Make the next fit stop (as a killed process would) after ``calls`` steps."""
+    make_step = training._iw_step
+
+    def failing(*args):
+        step, count = make_step(*args), [0]
+
+        def wrapped(*a):
+            count[0] += 1
+            if count[0] > calls:
+                raise Interrupted
+            return step(*a)
+        return wrapped
+    monkeypatch.setattr(training, "_iw_step", failing)
+
+
+def snapshot_fit(iterations, replicas=2, **kw):
+    x, mask, _ = toy_data(n=30, d=4, dtype=torch.float32)
+    cfg = ModelConfig(n_features=4, missing="selfmasking", latent_mask=True, hidden=8)
+    train = TrainConfig(iterations=iterations, batch_size=8, num_particles=3, seed=3)
+    return fit(cfg, x, mask, train, progress=False, replicas=replicas, **kw)
+
+
+def test_an_interrupted_run_resumes_to_the_uninterrupted_result(tmp_path, monkeypatch):
+    path = tmp_path / "run.snapshot"
+    whole = snapshot_fit(23)
+    interrupt_after(monkeypatch, 17)
+    with pytest.raises(Interrupted):
+        snapshot_fit(23, snapshot=path, snapshot_every=5)
+    monkeypatch.undo()
+    assert torch.load(path, weights_only=True)["iteration"] == 15
+    resumed = snapshot_fit(23, snapshot=path, snapshot_every=5)
+    assert torch.equal(params(resumed), params(whole))
+    np.testing.assert_array_equal(resumed.history, whole.history)
+    again = snapshot_fit(23, snapshot=path)  # finished: nothing left to train
+    assert torch.equal(params(again), params(whole)) and again.seconds > 0
+
+
+def test_a_longer_run_continues_a_shorter_ones_stream(tmp_path):
+    path = tmp_path / "run.snapshot"
+    snapshot_fit(12, replicas=1, snapshot=path)
+    longer = snapshot_fit(20, replicas=1, snapshot=path)
+    assert torch.equal(params(longer), params(snapshot_fit(20, replicas=1)))
+
+
+def test_a_snapshot_of_another_run_is_refused_by_name(tmp_path):
+    path = tmp_path / "run.snapshot"
+    snapshot_fit(12, snapshot=path)
+    with pytest.raises(ValueError, match="run.snapshot is a snapshot of another run"):
+        snapshot_fit(12, replicas=1, snapshot=path)
+    with pytest.raises(ValueError, match="already trained 12 iterations, more than the 8"):
+        snapshot_fit(8, snapshot=path)
+
+
+def test_minibatches_are_epochs_of_a_random_permutation():
+    """The order every result was made with: per epoch a permutation, remainder dropped."""
+    batches = Minibatches(10, 4, torch.Generator().manual_seed(7))
+    g = torch.Generator().manual_seed(7)
+    expected = []
+    for _ in range(3):
+        order = torch.randperm(10, generator=g)
+        expected += [order[0:4], order[4:8]]
+    for want in expected:
+        assert torch.equal(next(batches), want)

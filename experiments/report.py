@@ -17,9 +17,10 @@ def interval(values) -> str:
 
 
 def paired(base: pd.DataFrame, other: pd.DataFrame, labels: tuple[str, str],
-           value: str = "rmse") -> pd.DataFrame:
+           value: str = "rmse", higher_is_better: bool = False) -> pd.DataFrame:
     """One row per (data set, model) in both: ``other - base`` paired by seed, as a 95%
-    t-interval over seeds, the relative change and the seeds where ``other`` is lower."""
+    t-interval over seeds, the relative change and the seeds where ``other`` is better
+    (lower, or higher with ``higher_is_better``)."""
     a, b = labels
     rows = []
     for (dataset, model), left in base.groupby(["dataset", "model"], sort=False):
@@ -32,15 +33,19 @@ def paired(base: pd.DataFrame, other: pd.DataFrame, labels: tuple[str, str],
                      f"{value}_{a}": both[f"{value}_{a}"].mean(),
                      f"{value}_{b}": both[f"{value}_{b}"].mean(),
                      "difference": interval(diff),
-                     "relative_change_percent": 100 * diff.mean() / both[f"{value}_{a}"].mean(),
-                     f"{b}_better_seeds": int((diff < 0).sum())})
+                     "relative_change_percent":
+                         100 * diff.mean() / abs(both[f"{value}_{a}"].mean()),
+                     f"{b}_better_seeds": int(((diff > 0) if higher_is_better
+                                               else (diff < 0)).sum())})
     return pd.DataFrame(rows)
 
 
-def paired_markdown(table: pd.DataFrame, labels: tuple[str, str], value: str = "rmse") -> str:
-    """The rows of :func:`paired` as a markdown table."""
+def paired_markdown(table: pd.DataFrame, labels: tuple[str, str], value: str = "rmse",
+                    name: str | None = None) -> str:
+    """The rows of :func:`paired` as a markdown table (``name``: the value's heading)."""
     a, b = labels
-    lines = [f"| data set | model | seeds | {value.upper()} {a} | {value.upper()} {b} | "
+    name = name or value.upper()
+    lines = [f"| data set | model | seeds | {name} {a} | {name} {b} | "
              f"{b} - {a} [95%] | relative change | seeds where {b} is better |",
              "|---" * 8 + "|"]
     lines += [f"| {r['dataset']} | {r['model']} | {r['seeds']} | {r[f'{value}_{a}']:.3f} | "

@@ -14,11 +14,16 @@ def test_masked_runs_pair_by_seed():
     runs = pd.DataFrame({
         "dataset": ["red"] * 6, "seed": [0, 1, 2] * 2,
         "model": ["notmiwae:linear"] * 3 + ["masked-notmiwae:linear"] * 3,
-        "rmse": [1.0, 1.2, 1.1, 0.9, 1.3, 1.0]})
+        "rmse": [1.0, 1.2, 1.1, 0.9, 1.3, 1.0],
+        "final_bound": [-6.0, -5.0, -7.0, -6.5, -4.0, -7.6]})
     row = pairs(runs).iloc[0]
     assert row["seeds"] == 3 and row["masked_better_seeds"] == 2
     assert row["relative_change_percent"] == pytest.approx(100 * (-0.1 / 3) / 1.1)
     assert row["difference"] == interval(np.array([-0.1, 0.1, -0.1]))
+    bound = pairs(runs, "final_bound").iloc[0]  # higher is better; changes relative to |bound|
+    assert bound["masked_better_seeds"] == 1
+    assert bound["relative_change_percent"] == pytest.approx(100 * (-0.1 / 3) / 6.0)
+    assert bound["difference"] == interval(np.array([-0.5, 1.0, -0.6]))
 
 
 def test_interval_is_a_t_interval():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -76,9 +77,11 @@ def group_replicas(specs: list[RunSpec], max_replicas: int) -> list[list[RunSpec
 
 
 def snapshot_path(folder: str | Path, specs: list[RunSpec]) -> Path:
-    """Where a group's training snapshot lives while it trains (see ``run_group``)."""
+    """Where a group's training snapshot lives while it trains (see ``run_group``). The
+    snapshot itself records the data and settings, and refuses to resume other ones."""
     first, last = specs[0], specs[-1]
-    name = (f"{first.dataset}_{first.model.replace(':', '_')}_seeds{first.seed}-{last.seed}"
+    model = re.sub(r"[^\w.-]", "_", first.model)  # notmiwae:linear -> notmiwae_linear
+    name = (f"{first.dataset}_{model}_seeds{first.seed}-{last.seed}"
             f"_it{first.iterations}_offset{first.offset:g}.pt")
     return Path(folder) / name
 

@@ -41,17 +41,20 @@ def paired(base: pd.DataFrame, other: pd.DataFrame, labels: tuple[str, str],
 
 
 def paired_markdown(table: pd.DataFrame, labels: tuple[str, str], value: str = "rmse",
-                    name: str | None = None) -> str:
-    """The rows of :func:`paired` as a markdown table (``name``: the value's heading)."""
+                    name: str | None = None, relative: bool = True) -> str:
+    """The rows of :func:`paired` as a markdown table (``name``: the value's heading;
+    ``relative=False`` leaves out the relative change, meaningless for a log-density)."""
     a, b = labels
     name = name or value.upper()
-    lines = [f"| data set | model | seeds | {name} {a} | {name} {b} | "
-             f"{b} - {a} [95%] | relative change | seeds where {b} is better |",
-             "|---" * 8 + "|"]
-    lines += [f"| {r['dataset']} | {r['model']} | {r['seeds']} | {r[f'{value}_{a}']:.3f} | "
-              f"{r[f'{value}_{b}']:.3f} | {r['difference']} | "
-              f"{r['relative_change_percent']:+.1f}% | {r[f'{b}_better_seeds']}/{r['seeds']} |"
-              for r in table.to_dict("records")]
+    heads = ["data set", "model", "seeds", f"{name} {a}", f"{name} {b}", f"{b} - {a} [95%]",
+             "relative change", f"seeds where {b} is better"]
+    rows = [[r["dataset"], r["model"], str(r["seeds"]), f"{r[f'{value}_{a}']:.3f}",
+             f"{r[f'{value}_{b}']:.3f}", r["difference"],
+             f"{r['relative_change_percent']:+.1f}%", f"{r[f'{b}_better_seeds']}/{r['seeds']}"]
+            for r in table.to_dict("records")]
+    keep = [i for i in range(len(heads)) if relative or heads[i] != "relative change"]
+    lines = ["| " + " | ".join(row[i] for i in keep) + " |" for row in [heads, *rows]]
+    lines.insert(1, "|---" * len(keep) + "|")
     return "\n".join(lines) + "\n"
 
 

@@ -1,21 +1,28 @@
 """Training snapshots: stop a long run anywhere and resume it to the same result.
 
-A snapshot holds everything the next step depends on: the parameters, Adam's moments,
-each replica's noise generator, each replica's minibatch order and position in it, the
-bound history so far and the seconds spent. Resuming from one continues the exact
-stream of minibatches and noise, so the run ends with the parameters of a run that was
-never interrupted. It is written atomically (a temporary file, then a rename), so a run
-killed while writing leaves the previous snapshot intact.
+A snapshot holds everything the next step depends on (:class:`TrainingState`): the
+parameters, Adam's moments, each replica's noise generator, torch's global generator
+(sites that are not Normal draw from it), each replica's minibatch order and position in
+it, plus the bound history so far and the seconds spent. Resuming from one continues the
+exact stream of minibatches and noise, so the run ends with the parameters of a run that
+was never interrupted. It is written atomically (a temporary file, flushed to disk, then
+a rename), so a run killed while writing leaves the previous snapshot intact.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
+
+from models.registry import ModelConfig
+
+FORMAT = 2
 
 
 class Minibatches:
@@ -40,6 +47,7 @@ class Minibatches:
         return idx
 
     def state_dict(self) -> dict:
+        """The generator, this epoch's permutation and the position in it."""
         return {"generator": self.generator.get_state(), "order": self.order,
                 "start": self.start}
 
@@ -48,52 +56,111 @@ class Minibatches:
         self.order, self.start = state["order"], state["start"]
 
 
-def identity(model_config, train_config, replicas: int, n_rows: int,
+@dataclass
+class TrainingState:
+    """Everything a training step reads besides the data."""
+
+    program: nn.Module
+    optimizer: torch.optim.Optimizer
+    noise: list[torch.Generator]
+    batches: list[Minibatches]
+
+    def state_dict(self) -> dict:
+        device = self.noise[0].device
+        return {"state_dict": self.program.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "noise": [g.get_state() for g in self.noise],
+                "batches": [b.state_dict() for b in self.batches],
+                "torch_rng": torch.random.get_rng_state(),
+                "cuda_rng": (torch.cuda.get_rng_state(device) if device.type == "cuda"
+                             else None)}
+
+    def load_state_dict(self, blob: dict) -> None:
+        self.program.load_state_dict(blob["state_dict"])
+        self.optimizer.load_state_dict(blob["optimizer"])
+        for g, state in zip(self.noise, blob["noise"], strict=True):
+            g.set_state(state)
+        for b, state in zip(self.batches, blob["batches"], strict=True):
+            b.load_state_dict(state)
+        torch.random.set_rng_state(blob["torch_rng"])
+        if blob["cuda_rng"] is not None:
+            torch.cuda.set_rng_state(blob["cuda_rng"], self.noise[0].device)
+
+
+def fingerprint(*tensors: torch.Tensor | None) -> str:
+    """sha256 of the tensors' shapes, dtypes and values: which data a run trains on."""
+    digest = hashlib.sha256()
+    for t in tensors:
+        if t is not None:
+            t = t.detach().cpu().contiguous()
+            digest.update(f"{tuple(t.shape)} {t.dtype};".encode())
+            digest.update(t.numpy().tobytes())
+    return digest.hexdigest()
+
+
+def identity(model_config: ModelConfig, train_config, replicas: int, data: str,
              device: torch.device) -> dict:
     """What a snapshot must match to be resumed: everything but the iteration count
-    (a longer run of the same settings continues a shorter one's exact stream)."""
+    (a longer run of the same settings continues a shorter one's exact stream).
+    ``train_config`` is an :class:`inference.training.TrainConfig`; ``data`` a
+    :func:`fingerprint`."""
     train = {k: v for k, v in asdict(train_config).items() if k != "iterations"}
     return {"model_config": model_config.to_dict(), "train_config": train,
-            "replicas": replicas, "n_rows": n_rows, "device": device.type}
+            "replicas": replicas, "data": data, "device": device.type}
 
 
-def save_snapshot(path: str | Path, ident: dict, iteration: int, program, optimizer,
-                  noise: list[torch.Generator], batches: list[Minibatches],
+def save_snapshot(path: str | Path, ident: dict, iteration: int, state: TrainingState,
                   history: np.ndarray, seconds: float) -> None:
+    """Write the state after ``iteration`` steps, with ``history[:iteration]``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    blob = {"format": 1, "identity": ident, "iteration": iteration,
-            "state_dict": program.state_dict(), "optimizer": optimizer.state_dict(),
-            "noise": [g.get_state() for g in noise],
-            "batches": [b.state_dict() for b in batches],
+    blob = {"format": FORMAT, "identity": ident, "iteration": iteration,
+            **state.state_dict(),
             "history": torch.from_numpy(history[:iteration].copy()), "seconds": seconds}
     tmp = path.with_name(path.name + ".tmp")
-    torch.save(blob, tmp)
+    with open(tmp, "wb") as f:
+        torch.save(blob, f)
+        f.flush()
+        os.fsync(f.fileno())
     os.replace(tmp, path)
 
 
-def load_snapshot(path: str | Path, ident: dict, iterations: int, program, optimizer,
-                  noise: list[torch.Generator], batches: list[Minibatches],
+def load_snapshot(path: str | Path, ident: dict, iterations: int, state: TrainingState,
                   history: np.ndarray) -> tuple[int, float]:
-    """Restore a snapshot into the given objects; returns (iteration, seconds).
+    """Restore a snapshot into ``state`` and ``history``; returns (iteration, seconds).
 
-    Refuses, naming the file, a snapshot of other settings or of more iterations.
+    Refuses, naming the file and what differs, a snapshot of another run or of more
+    iterations than asked for.
     """
-    blob = torch.load(path, map_location="cpu", weights_only=True)
-    if not isinstance(blob, dict) or blob.get("format") != 1:
-        raise ValueError(f"{path} is not a training snapshot")
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # truncated, not a torch file, ...
+        raise ValueError(f"{path} is not a readable training snapshot: {err}") from None
+    if not isinstance(blob, dict) or blob.get("format") != FORMAT:
+        raise ValueError(f"{path} is not a training snapshot of format {FORMAT}")
     if blob["identity"] != ident:
-        raise ValueError(f"{path} is a snapshot of another run (other model, training "
-                         "settings, replicas, data or device); delete it to start afresh")
+        raise ValueError(f"{path} is a snapshot of another run ("
+                         + "; ".join(differences(blob["identity"], ident))
+                         + "); delete it to start afresh")
     iteration = blob["iteration"]
     if iteration > iterations:
         raise ValueError(f"{path} has already trained {iteration} iterations, more than "
                          f"the {iterations} asked for")
-    program.load_state_dict(blob["state_dict"])
-    optimizer.load_state_dict(blob["optimizer"])
-    for g, state in zip(noise, blob["noise"], strict=True):
-        g.set_state(state)
-    for b, state in zip(batches, blob["batches"], strict=True):
-        b.load_state_dict(state)
+    state.load_state_dict(blob)
     history[:iteration] = blob["history"].numpy()
     return iteration, blob["seconds"]
+
+
+def differences(saved: dict, now: dict, prefix: str = "") -> list[str]:
+    """'key: saved -> now' for every entry that differs, nested dicts flattened."""
+    out = []
+    for key in sorted(set(saved) | set(now)):
+        a, b = saved.get(key), now.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += differences(a, b, f"{prefix}{key}.")
+        elif a != b:
+            if key == "data":
+                out.append("data: other values (the fingerprints differ)")
+            else:
+                out.append(f"{prefix}{key}: {a!r} in the snapshot, {b!r} now")
+    return out

@@ -10,6 +10,7 @@ no subsampling, all guide sites reparameterized) and is kept as a cross-check.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -28,7 +29,14 @@ from models.replicas import select_replica, stack_replicas
 from .device import default_device, flush_denormals
 from .importance import iw_bound, log_importance_weights
 from .noise import ReplicaNoise, generators
-from .snapshots import Minibatches, identity, load_snapshot, save_snapshot
+from .snapshots import (
+    Minibatches,
+    TrainingState,
+    fingerprint,
+    identity,
+    load_snapshot,
+    save_snapshot,
+)
 
 
 def _glorot_missing(program: NotMIWAE) -> NotMIWAE:
@@ -125,50 +133,53 @@ def fit(model_config: ModelConfig, x: torch.Tensor, mask: torch.Tensor,
     program = init_program(model_config, seeds, dev, train_config.init)
     x, mask = x.to(dev), mask.to(dev)
     y = None if y is None else y.reshape(len(x), 1).to(dev, x.dtype)
-    optimizer = make_optimizer(program, train_config.learning_rate)
-    noise = generators(seeds, dev)
-    if train_config.objective == "renyi":
-        if replicas != 1:
-            raise ValueError("objective='renyi' trains one replica at a time")
-        step = _renyi_step(program, train_config, noise, optimizer)
-    else:
-        step = _iw_step(program, train_config, noise, optimizer)
     # Each replica orders its minibatches with its own generator, seeded like its noise
     # generator. The two read one stream at different rates (N numbers an epoch, thousands
     # a step), so row orders reuse the numbers behind the first steps' noise: a weak
     # dependence, kept so that results stay reproducible; seeding them apart would end it.
-    orders = [Minibatches(len(x), train_config.batch_size, torch.Generator().manual_seed(s))
-              for s in seeds]
+    state = TrainingState(
+        program, make_optimizer(program, train_config.learning_rate), generators(seeds, dev),
+        [Minibatches(len(x), train_config.batch_size, torch.Generator().manual_seed(s))
+         for s in seeds])
+    if train_config.objective == "renyi" and replicas != 1:
+        raise ValueError("objective='renyi' trains one replica at a time")
+    make_step = _renyi_step if train_config.objective == "renyi" else _iw_step
+    step = make_step(program, train_config, state.noise, state.optimizer)
     history = np.empty((train_config.iterations, replicas))
     first, seconds = 0, 0.0
-    ident = identity(model_config, train_config, replicas, len(x), dev)
-    state = (program, optimizer, noise, orders)
+    ident = identity(model_config, train_config, replicas, fingerprint(x, mask, y), dev)
     if snapshot is not None and Path(snapshot).exists():
-        first, seconds = load_snapshot(snapshot, ident, train_config.iterations, *state,
+        first, seconds = load_snapshot(snapshot, ident, train_config.iterations, state,
                                        history)
-    bar = tqdm(range(first, train_config.iterations), disable=not progress,
-               desc="training", mininterval=1.0, initial=first,
-               total=train_config.iterations)
     start = time.perf_counter() - seconds
+    bar = tqdm(range(first, train_config.iterations), disable=not progress, desc="training",
+               mininterval=1.0, initial=first, total=train_config.iterations)
     with pyro.validation_enabled(False), flush_denormals():
-        for it, idx in zip(bar, zip(*orders, strict=True), strict=False):
-            idx = torch.stack(idx).to(dev) if replicas > 1 else idx[0].to(dev)
-            xb, mb, yb = x[idx], mask[idx], None if y is None else y[idx]
-            if replicas > 1:  # (R, 1, B, D): one minibatch per replica, broadcast over K
-                xb, mb = xb.unsqueeze(1), mb.unsqueeze(1)
-                yb = None if yb is None else yb.unsqueeze(1)
-            history[it] = step(xb, mb, yb)
+        for it in bar:
+            history[it] = step(*_minibatch(state.batches, x, mask, y))
             if progress and it % 200 == 199:
                 bar.set_postfix(bound=f"{history[max(0, it - 999):it + 1].mean():.3f}")
             if snapshot is not None and (it + 1) % snapshot_every == 0:
-                save_snapshot(snapshot, ident, it + 1, *state, history,
+                save_snapshot(snapshot, ident, it + 1, state, history,
                               time.perf_counter() - start)
     seconds = time.perf_counter() - start
-    if snapshot is not None and first < train_config.iterations:
-        save_snapshot(snapshot, ident, train_config.iterations, *state, history, seconds)
+    if (snapshot is not None and first < train_config.iterations
+            and train_config.iterations % snapshot_every):
+        save_snapshot(snapshot, ident, train_config.iterations, state, history, seconds)
     program.eval()
     return FitResult(program, model_config, train_config,
                      history[:, 0] if replicas == 1 else history, seconds)
+
+
+def _minibatch(batches: list[Minibatches], x: torch.Tensor, mask: torch.Tensor,
+               y: torch.Tensor | None) -> tuple:
+    """The next rows of x, mask (and y); with R replicas (R, 1, B, ...): one minibatch
+    per replica, broadcast over the K particles."""
+    idx = torch.stack([next(b) for b in batches]).to(x.device)
+    xb, mb, yb = x[idx], mask[idx], None if y is None else y[idx]
+    if len(batches) == 1:
+        return xb[0], mb[0], None if yb is None else yb[0]
+    return xb.unsqueeze(1), mb.unsqueeze(1), None if yb is None else yb.unsqueeze(1)
 
 
 def make_optimizer(program: NotMIWAE, learning_rate: float) -> torch.optim.Optimizer:
@@ -177,7 +188,7 @@ def make_optimizer(program: NotMIWAE, learning_rate: float) -> torch.optim.Optim
 
 
 def _iw_step(program: NotMIWAE, cfg: TrainConfig, noise: list[torch.Generator],
-             optimizer: torch.optim.Optimizer):
+             optimizer: torch.optim.Optimizer) -> Callable[..., np.ndarray]:
 
     def step(x: torch.Tensor, mask: torch.Tensor, y: torch.Tensor | None = None) -> np.ndarray:
         log_w, _ = log_importance_weights(program, x, mask, cfg.num_particles, noise, y)
@@ -191,7 +202,7 @@ def _iw_step(program: NotMIWAE, cfg: TrainConfig, noise: list[torch.Generator],
 
 
 def _renyi_step(program: NotMIWAE, cfg: TrainConfig, noise: list[torch.Generator],
-                optimizer: torch.optim.Optimizer):
+                optimizer: torch.optim.Optimizer) -> Callable[..., float]:
     elbo = RenyiELBO(alpha=0.0, num_particles=cfg.num_particles, vectorize_particles=True,
                      max_plate_nesting=MAX_PLATE_NESTING)
 

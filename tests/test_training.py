@@ -87,9 +87,10 @@ class Interrupted(Exception):
     pass
 
 
-def interrupt_after(monkeypatch, calls: int) -> None:
+def interrupt_after(monkeypatch, calls: int, objective: str) -> None:
     """Make the next fit stop (as a killed process would) after ``calls`` steps."""
-    make_step = training._iw_step
+    name = "_renyi_step" if objective == "renyi" else "_iw_step"
+    make_step = getattr(training, name)
 
     def failing(*args):
         step, count = make_step(*args), [0]
@@ -100,28 +101,38 @@ def interrupt_after(monkeypatch, calls: int) -> None:
                 raise Interrupted
             return step(*a)
         return wrapped
-    monkeypatch.setattr(training, "_iw_step", failing)
+    monkeypatch.setattr(training, name, failing)
 
 
-def snapshot_fit(iterations, replicas=2, **kw):
+def snapshot_fit(iterations, replicas=2, objective="iw", decoder="gaussian", shift=0.0,
+                 **kw):
     x, mask, _ = toy_data(n=30, d=4, dtype=torch.float32)
-    cfg = ModelConfig(n_features=4, missing="selfmasking", latent_mask=True, hidden=8)
-    train = TrainConfig(iterations=iterations, batch_size=8, num_particles=3, seed=3)
-    return fit(cfg, x, mask, train, progress=False, replicas=replicas, **kw)
+    cfg = ModelConfig(n_features=4, missing="selfmasking", latent_mask=True, hidden=8,
+                      decoder=decoder)
+    train = TrainConfig(iterations=iterations, batch_size=8, num_particles=3, seed=3,
+                        objective=objective)
+    return fit(cfg, x + shift * mask, mask, train, progress=False, replicas=replicas, **kw)
 
 
-def test_an_interrupted_run_resumes_to_the_uninterrupted_result(tmp_path, monkeypatch):
+@pytest.mark.parametrize("objective,replicas,decoder", [
+    ("iw", 2, "gaussian"),
+    ("iw", 1, "studentt"),  # x^m drawn from torch's global generator
+    ("renyi", 1, "gaussian")])
+def test_an_interrupted_run_resumes_to_the_uninterrupted_result(
+        tmp_path, monkeypatch, objective, replicas, decoder):
     path = tmp_path / "run.snapshot"
-    whole = snapshot_fit(23)
-    interrupt_after(monkeypatch, 17)
+    setting = {"replicas": replicas, "objective": objective, "decoder": decoder}
+    whole = snapshot_fit(23, **setting)
+    interrupt_after(monkeypatch, 17, objective)
     with pytest.raises(Interrupted):
-        snapshot_fit(23, snapshot=path, snapshot_every=5)
+        snapshot_fit(23, snapshot=path, snapshot_every=5, **setting)
     monkeypatch.undo()
     assert torch.load(path, weights_only=True)["iteration"] == 15
-    resumed = snapshot_fit(23, snapshot=path, snapshot_every=5)
+    torch.manual_seed(12345)  # whatever the global generator did in between
+    resumed = snapshot_fit(23, snapshot=path, snapshot_every=5, **setting)
     assert torch.equal(params(resumed), params(whole))
     np.testing.assert_array_equal(resumed.history, whole.history)
-    again = snapshot_fit(23, snapshot=path)  # finished: nothing left to train
+    again = snapshot_fit(23, snapshot=path, **setting)  # finished: nothing left to train
     assert torch.equal(params(again), params(whole)) and again.seconds > 0
 
 
@@ -132,13 +143,24 @@ def test_a_longer_run_continues_a_shorter_ones_stream(tmp_path):
     assert torch.equal(params(longer), params(snapshot_fit(20, replicas=1)))
 
 
-def test_a_snapshot_of_another_run_is_refused_by_name(tmp_path):
+def test_a_snapshot_of_another_run_is_refused_saying_what_differs(tmp_path):
     path = tmp_path / "run.snapshot"
     snapshot_fit(12, snapshot=path)
-    with pytest.raises(ValueError, match="run.snapshot is a snapshot of another run"):
+    with pytest.raises(ValueError, match="run.snapshot is a snapshot of another run "
+                                         "\\(replicas: 2 in the snapshot, 1 now\\)"):
         snapshot_fit(12, replicas=1, snapshot=path)
+    with pytest.raises(ValueError, match="data: other values"):
+        snapshot_fit(12, shift=0.5, snapshot=path)
+    with pytest.raises(ValueError, match="train_config.batch_size: 8 in the snapshot, 4"):
+        x, mask, _ = toy_data(n=30, d=4, dtype=torch.float32)
+        fit(ModelConfig(n_features=4, missing="selfmasking", latent_mask=True, hidden=8),
+            x, mask, TrainConfig(iterations=12, batch_size=4, num_particles=3, seed=3),
+            progress=False, replicas=2, snapshot=path)
     with pytest.raises(ValueError, match="already trained 12 iterations, more than the 8"):
         snapshot_fit(8, snapshot=path)
+    path.write_bytes(b"not a snapshot")
+    with pytest.raises(ValueError, match="run.snapshot is not a readable training snapshot"):
+        snapshot_fit(12, snapshot=path)
 
 
 def test_minibatches_are_epochs_of_a_random_permutation():

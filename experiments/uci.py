@@ -141,12 +141,14 @@ def _execute(todo: list[RunSpec], args, runs_path: Path) -> list[dict]:
         for group in groups:
             record(group, run_group(group, args.device, progress=sys.stderr.isatty(),
                                     snapshots=snapshots))
-        return rows
-    with ProcessPoolExecutor(max_workers=jobs) as pool:
-        futures = {pool.submit(_run_in_worker, group, args.device, snapshots): group
-                   for group in groups}
-        for future in as_completed(futures):
-            record(futures[future], future.result())
+    else:
+        with ProcessPoolExecutor(max_workers=jobs) as pool:
+            futures = {pool.submit(_run_in_worker, group, args.device, snapshots): group
+                       for group in groups}
+            for future in as_completed(futures):
+                record(futures[future], future.result())
+    if snapshots.is_dir() and not any(snapshots.iterdir()):
+        snapshots.rmdir()
     return rows
 
 

@@ -164,7 +164,7 @@ def fit(model_config: ModelConfig, x: torch.Tensor, mask: torch.Tensor,
                               time.perf_counter() - start)
     seconds = time.perf_counter() - start
     if (snapshot is not None and first < train_config.iterations
-            and train_config.iterations % snapshot_every):
+            and train_config.iterations % snapshot_every):  # else the loop just saved it
         save_snapshot(snapshot, ident, train_config.iterations, state, history, seconds)
     program.eval()
     return FitResult(program, model_config, train_config,

@@ -7,8 +7,9 @@ Runs the paper's UCI protocol (``experiments.uci``) for every missing model in
 {linear, selfmasking, selfmasking_known} x {deep, PPCA-like decoder} x {with, without
 z_mask}, then pairs each masked run with the plain run of the same seed: OUT/pairs.md
 and OUT/pairs.csv give the mean RMSE difference (masked - plain) with a 95% t-interval
-over seeds and the relative change; OUT/bound_pairs.csv (and pairs.md) the same for the
-training bound. Resumable, like ``experiments.uci``.
+over seeds and the relative change, and a grid of where the masked model is better or
+worse; OUT/bound_pairs.csv (and pairs.md) the same for the training bound. Resumable,
+like ``experiments.uci``.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import pandas as pd
 
 from . import uci
 from .protocol import add_protocol_options
-from .report import paired, paired_markdown
+from .report import paired, paired_grid, paired_markdown
 
 MISSING = ("linear", "selfmasking", "selfmasking_known")
 FAMILIES = ("notmiwae", "notmiwae-ppca")
@@ -66,12 +67,16 @@ def main(argv: list[str] | None = None) -> int:
     bounds.to_csv(out / "bound_pairs.csv", index=False)
     text = paired_markdown(table, LABELS)
     bound_text = paired_markdown(bounds, LABELS, "final_bound", "bound", relative=False)
+    grid = paired_grid(table, LABELS)
     (out / "pairs.md").write_text(
         f"Masked not-MIWAE vs not-MIWAE, paired by seed; {args.iterations} iterations, "
         f"L = {args.impute_samples}.\n\n{text}\n"
+        "Where the latent mask helps: the relative change in RMSE (masked vs plain), "
+        "\"better\" or \"worse\" where the 95% interval of the paired difference "
+        f"excludes zero:\n\n{grid}\n"
         "The training bound (nats per row, mean over the last 1,000 iterations; higher "
         f"is better), same pairs:\n\n{bound_text}")
-    print(text)
+    print(text + "\n" + grid)
     return 0
 
 

@@ -7,20 +7,29 @@ import pandas as pd
 from scipy import stats
 
 
-def interval(values) -> str:
-    """'mean [lower, upper]': a 95% t-interval for the mean over seeds."""
+def t_interval(values) -> tuple[float, float, float]:
+    """(mean, lower, upper): mean +- t_{0.975, n-1} sd / sqrt(n); NaN bounds for n < 2."""
     values = np.asarray(values, dtype=float)
     if len(values) < 2:
-        return f"{values.mean():.3f}"
+        return values.mean(), np.nan, np.nan
     half = stats.t.ppf(0.975, len(values) - 1) * values.std(ddof=1) / np.sqrt(len(values))
-    return f"{values.mean():.3f} [{values.mean() - half:.3f}, {values.mean() + half:.3f}]"
+    return values.mean(), values.mean() - half, values.mean() + half
+
+
+def interval(values) -> str:
+    """'mean [lower, upper]': a 95% t-interval for the mean over seeds."""
+    mean, lower, upper = t_interval(values)
+    if np.isnan(lower):
+        return f"{mean:.3f}"
+    return f"{mean:.3f} [{lower:.3f}, {upper:.3f}]"
 
 
 def paired(base: pd.DataFrame, other: pd.DataFrame, labels: tuple[str, str],
            value: str = "rmse", higher_is_better: bool = False) -> pd.DataFrame:
     """One row per (data set, model) in both: ``other - base`` paired by seed, as a 95%
-    t-interval over seeds, the relative change and the seeds where ``other`` is better
-    (lower, or higher with ``higher_is_better``)."""
+    t-interval over seeds (as text, and its bounds ``lower``/``upper``), the relative
+    change and the seeds where ``other`` is better (lower, or higher with
+    ``higher_is_better``)."""
     a, b = labels
     rows = []
     for (dataset, model), left in base.groupby(["dataset", "model"], sort=False):
@@ -29,10 +38,11 @@ def paired(base: pd.DataFrame, other: pd.DataFrame, labels: tuple[str, str],
         if both.empty:
             continue
         diff = both[f"{value}_{b}"] - both[f"{value}_{a}"]
+        _, lower, upper = t_interval(diff)
         rows.append({"dataset": dataset, "model": model, "seeds": len(both),
                      f"{value}_{a}": both[f"{value}_{a}"].mean(),
                      f"{value}_{b}": both[f"{value}_{b}"].mean(),
-                     "difference": interval(diff),
+                     "difference": interval(diff), "lower": lower, "upper": upper,
                      "relative_change_percent":
                          100 * diff.mean() / abs(both[f"{value}_{a}"].mean()),
                      f"{b}_better_seeds": int(((diff > 0) if higher_is_better
@@ -55,6 +65,26 @@ def paired_markdown(table: pd.DataFrame, labels: tuple[str, str], value: str = "
     keep = [i for i in range(len(heads)) if relative or heads[i] != "relative change"]
     lines = ["| " + " | ".join(row[i] for i in keep) + " |" for row in [heads, *rows]]
     lines.insert(1, "|---" * len(keep) + "|")
+    return "\n".join(lines) + "\n"
+
+
+def paired_grid(table: pd.DataFrame, labels: tuple[str, str],
+                higher_is_better: bool = False) -> str:
+    """The rows of :func:`paired` as a grid, a row per model and a column per data set:
+    the relative change, marked "better" or "worse" (for ``labels[1]``) where the 95%
+    interval excludes zero and "no clear difference" where it does not."""
+    def cell(r) -> str:
+        if r["lower"] > 0 or r["upper"] < 0:
+            better = (r["lower"] > 0) == higher_is_better
+            return f"{r['relative_change_percent']:+.1f}% {'better' if better else 'worse'}"
+        return f"{r['relative_change_percent']:+.1f}% no clear difference"
+
+    datasets = list(dict.fromkeys(table["dataset"]))
+    cells = {(r["model"], r["dataset"]): cell(r) for r in table.to_dict("records")}
+    lines = ["| model | " + " | ".join(datasets) + " |", "|---|" + "---|" * len(datasets)]
+    for model in dict.fromkeys(table["model"]):
+        lines.append(f"| {model} | " + " | ".join(cells.get((model, d), "-") for d in datasets)
+                     + " |")
     return "\n".join(lines) + "\n"
 
 

@@ -6,7 +6,7 @@ import pytest
 
 from experiments import compare, supervised
 from experiments.masked import model_names, pairs
-from experiments.report import interval
+from experiments.report import interval, paired_grid
 
 
 def test_masked_runs_pair_by_seed():
@@ -24,6 +24,19 @@ def test_masked_runs_pair_by_seed():
     assert bound["masked_better_seeds"] == 1
     assert bound["relative_change_percent"] == pytest.approx(100 * (-0.1 / 3) / 6.0)
     assert bound["difference"] == interval(np.array([-0.5, 1.0, -0.6]))
+
+
+def test_grid_marks_only_intervals_that_exclude_zero():
+    rows = {"dataset": ["red"] * 3 + ["white"] * 3, "seed": [0, 1, 2] * 2}
+    plain = pd.DataFrame({**rows, "model": "m", "rmse": [1.0, 1.2, 1.1, 1.0, 1.0, 1.0]})
+    masked = pd.DataFrame({**rows, "model": "masked-m",
+                           "rmse": [0.9, 1.3, 1.0, 0.9, 0.91, 0.89]})
+    table = pairs(pd.concat([plain, masked]))
+    assert table["upper"].iloc[1] < 0 < table["upper"].iloc[0]
+    grid = paired_grid(table, ("plain", "masked"))
+    assert "| m | -3.0% no clear difference | -10.0% better |" in grid
+    worse = paired_grid(table, ("plain", "masked"), higher_is_better=True)
+    assert "| -10.0% worse |" in worse
 
 
 def test_interval_is_a_t_interval():

@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     bounds.to_csv(out / "bound_pairs.csv", index=False)
     text = paired_markdown(table, LABELS)
     bound_text = paired_markdown(bounds, LABELS, "final_bound", "bound", relative=False)
-    grid = paired_grid(table, LABELS)
+    grid = paired_grid(table)
     (out / "pairs.md").write_text(
         f"Masked not-MIWAE vs not-MIWAE, paired by seed; {args.iterations} iterations, "
         f"L = {args.impute_samples}.\n\n{text}\n"

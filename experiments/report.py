@@ -68,11 +68,10 @@ def paired_markdown(table: pd.DataFrame, labels: tuple[str, str], value: str = "
     return "\n".join(lines) + "\n"
 
 
-def paired_grid(table: pd.DataFrame, labels: tuple[str, str],
-                higher_is_better: bool = False) -> str:
+def paired_grid(table: pd.DataFrame, higher_is_better: bool = False) -> str:
     """The rows of :func:`paired` as a grid, a row per model and a column per data set:
-    the relative change, marked "better" or "worse" (for ``labels[1]``) where the 95%
-    interval excludes zero and "no clear difference" where it does not."""
+    the relative change, marked "better" or "worse" (for the second of the pair) where
+    the 95% interval excludes zero and "no clear difference" where it does not."""
     def cell(r) -> str:
         if r["lower"] > 0 or r["upper"] < 0:
             better = (r["lower"] > 0) == higher_is_better

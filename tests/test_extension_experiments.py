@@ -33,9 +33,9 @@ def test_grid_marks_only_intervals_that_exclude_zero():
                            "rmse": [0.9, 1.3, 1.0, 0.9, 0.91, 0.89]})
     table = pairs(pd.concat([plain, masked]))
     assert table["upper"].iloc[1] < 0 < table["upper"].iloc[0]
-    grid = paired_grid(table, ("plain", "masked"))
+    grid = paired_grid(table)
     assert "| m | -3.0% no clear difference | -10.0% better |" in grid
-    worse = paired_grid(table, ("plain", "masked"), higher_is_better=True)
+    worse = paired_grid(table, higher_is_better=True)
     assert "| -10.0% worse |" in worse
 
 

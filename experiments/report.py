@@ -78,10 +78,16 @@ def paired_grid(table: pd.DataFrame, higher_is_better: bool = False) -> str:
             return f"{r['relative_change_percent']:+.1f}% {'better' if better else 'worse'}"
         return f"{r['relative_change_percent']:+.1f}% no clear difference"
 
-    datasets = list(dict.fromkeys(table["dataset"]))
     cells = {(r["model"], r["dataset"]): cell(r) for r in table.to_dict("records")}
+    return _grid(cells, table["model"], table["dataset"])
+
+
+def _grid(cells: dict, models, datasets) -> str:
+    """A markdown table, a row per model and a column per data set (in first-seen
+    order), of ``cells[(model, dataset)]``; "-" where a pair has no cell."""
+    models, datasets = list(dict.fromkeys(models)), list(dict.fromkeys(datasets))
     lines = ["| model | " + " | ".join(datasets) + " |", "|---|" + "---|" * len(datasets)]
-    for model in dict.fromkeys(table["model"]):
+    for model in models:
         lines.append(f"| {model} | " + " | ".join(cells.get((model, d), "-") for d in datasets)
                      + " |")
     return "\n".join(lines) + "\n"
@@ -98,15 +104,8 @@ def summarise(runs: pd.DataFrame, value: str = "rmse") -> pd.DataFrame:
 def markdown_table(runs: pd.DataFrame, value: str = "rmse") -> str:
     """A row per model, a column per data set: 'mean ± s.e. (n)', like the paper's Table 1."""
     summary = summarise(runs, value)
-    datasets = list(dict.fromkeys(runs["dataset"]))
-    models = list(dict.fromkeys(runs["model"]))
     cells = {(r.model, r.dataset): _cell(r) for r in summary.itertuples()}
-    lines = ["| model | " + " | ".join(datasets) + " |",
-             "|---|" + "---|" * len(datasets)]
-    for model in models:
-        lines.append(f"| {model} | " + " | ".join(cells.get((model, d), "-") for d in datasets)
-                     + " |")
-    return "\n".join(lines) + "\n"
+    return _grid(cells, runs["model"], runs["dataset"])
 
 
 def _cell(r) -> str:

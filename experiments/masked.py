@@ -8,8 +8,8 @@ Runs the paper's UCI protocol (``experiments.uci``) for every missing model in
 z_mask}, then pairs each masked run with the plain run of the same seed: OUT/pairs.md
 and OUT/pairs.csv give the mean RMSE difference (masked - plain) with a 95% t-interval
 over seeds and the relative change, and a grid of where the masked model is better or
-worse; OUT/bound_pairs.csv (and pairs.md) the same for the training bound. Resumable,
-like ``experiments.uci``.
+worse (drawn in OUT/pairs.png); OUT/bound_pairs.csv (and pairs.md) the same for the
+training bound. Resumable, like ``experiments.uci``.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import pandas as pd
 
 from . import uci
 from .protocol import add_protocol_options
-from .report import paired, paired_grid, paired_markdown
+from .report import paired, paired_grid, paired_markdown, plot_pairs
 
 MISSING = ("linear", "selfmasking", "selfmasking_known")
 FAMILIES = ("notmiwae", "notmiwae-ppca")
@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="comma-separated UCI data sets (see experiments.uci)")
     add_protocol_options(parser)
     parser.add_argument("--out", required=True,
-                        help="output folder: runs.csv, pairs.csv, bound_pairs.csv, pairs.md")
+                        help="output folder: runs.csv, pairs(.csv, .md, .png), bound_pairs.csv")
     parser.add_argument("--report-only", action="store_true",
                         help="pair the runs already in OUT/runs.csv; train nothing")
     args = parser.parse_args(argv)
@@ -68,6 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     text = paired_markdown(table, LABELS)
     bound_text = paired_markdown(bounds, LABELS, "final_bound", "bound", relative=False)
     grid = paired_grid(table)
+    plot_pairs(table, str(out / "pairs.png"), LABELS)
     (out / "pairs.md").write_text(
         f"Masked not-MIWAE vs not-MIWAE, paired by seed; {args.iterations} iterations, "
         f"L = {args.impute_samples}.\n\n{text}\n"

@@ -28,8 +28,8 @@ def paired(base: pd.DataFrame, other: pd.DataFrame, labels: tuple[str, str],
            value: str = "rmse", higher_is_better: bool = False) -> pd.DataFrame:
     """One row per (data set, model) in both: ``other - base`` paired by seed, as a 95%
     t-interval over seeds (as text, and its bounds ``lower``/``upper``), the relative
-    change and the seeds where ``other`` is better (lower, or higher with
-    ``higher_is_better``)."""
+    change with the interval's bounds scaled the same way, and the seeds where ``other``
+    is better (lower, or higher with ``higher_is_better``)."""
     a, b = labels
     rows = []
     for (dataset, model), left in base.groupby(["dataset", "model"], sort=False):
@@ -43,11 +43,17 @@ def paired(base: pd.DataFrame, other: pd.DataFrame, labels: tuple[str, str],
                      f"{value}_{a}": both[f"{value}_{a}"].mean(),
                      f"{value}_{b}": both[f"{value}_{b}"].mean(),
                      "difference": interval(diff), "lower": lower, "upper": upper,
-                     "relative_change_percent":
-                         100 * diff.mean() / abs(both[f"{value}_{a}"].mean()),
+                     **relative_change(diff, lower, upper, both[f"{value}_{a}"].mean()),
                      f"{b}_better_seeds": int(((diff > 0) if higher_is_better
                                                else (diff < 0)).sum())})
     return pd.DataFrame(rows)
+
+
+def relative_change(diff, lower: float, upper: float, base_mean: float) -> dict:
+    """100 * (mean difference, and its interval's bounds) / |mean of the base values|."""
+    scale = 100 / abs(base_mean)
+    return {"relative_change_percent": scale * np.mean(diff),
+            "relative_lower_percent": scale * lower, "relative_upper_percent": scale * upper}
 
 
 def paired_markdown(table: pd.DataFrame, labels: tuple[str, str], value: str = "rmse",
@@ -111,6 +117,37 @@ def markdown_table(runs: pd.DataFrame, value: str = "rmse") -> str:
 def _cell(r) -> str:
     se = "" if r.n < 2 else f" ± {r.se:.2f}"
     return f"{r.mean:.2f}{se} (n={r.n})"
+
+
+def plot_pairs(table: pd.DataFrame, path: str, labels: tuple[str, str],
+               value: str = "rmse") -> None:
+    """The rows of :func:`paired` as a forest plot: per model (rows) and data set
+    (colours), the relative change with its 95% interval."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    models = list(dict.fromkeys(table["model"]))
+    datasets = list(dict.fromkeys(table["dataset"]))
+    step = 0.8 / len(datasets)
+    fig, ax = plt.subplots(figsize=(8, 1.2 + 0.45 * len(models) * max(1, len(datasets) / 3)))
+    for i, dataset in enumerate(datasets):
+        part = table[table["dataset"] == dataset]
+        centre = part["relative_change_percent"]
+        below = centre - part["relative_lower_percent"]
+        above = part["relative_upper_percent"] - centre
+        y = [models.index(m) + (i - (len(datasets) - 1) / 2) * step for m in part["model"]]
+        ax.errorbar(centre, y, xerr=[below, above], fmt="o", capsize=2, label=dataset)
+    ax.axvline(0, color="grey", linewidth=0.8)
+    ax.set_yticks(np.arange(len(models)), models)
+    ax.invert_yaxis()
+    ax.set_xlabel(f"{labels[1]} vs {labels[0]}: relative change in {value.upper()} (%), "
+                  "95% interval over seeds", fontsize=9)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
 
 
 def plot_table(runs: pd.DataFrame, path: str, value: str = "rmse") -> None:

@@ -6,7 +6,7 @@ import pytest
 
 from experiments import compare, supervised
 from experiments.masked import model_names, pairs
-from experiments.report import interval, paired_grid
+from experiments.report import interval, paired_grid, plot_pairs, t_interval
 
 
 def test_masked_runs_pair_by_seed():
@@ -37,6 +37,19 @@ def test_grid_marks_only_intervals_that_exclude_zero():
     assert "| m | -3.0% no clear difference | -10.0% better |" in grid
     worse = paired_grid(table, higher_is_better=True)
     assert "| -10.0% worse |" in worse
+
+
+def test_relative_interval_is_the_difference_interval_over_the_plain_mean(tmp_path):
+    rows = {"dataset": ["red"] * 3, "seed": [0, 1, 2]}
+    plain = pd.DataFrame({**rows, "model": "m", "rmse": [1.0, 1.2, 1.1]})
+    masked = pd.DataFrame({**rows, "model": "masked-m", "rmse": [0.9, 1.3, 1.0]})
+    row = pairs(pd.concat([plain, masked])).iloc[0]
+    _, lower, upper = t_interval([-0.1, 0.1, -0.1])
+    assert row["relative_lower_percent"] == pytest.approx(100 * lower / 1.1)
+    assert row["relative_upper_percent"] == pytest.approx(100 * upper / 1.1)
+    plot_pairs(pairs(pd.concat([plain, masked])), str(tmp_path / "pairs.png"),
+               ("plain", "masked"))
+    assert (tmp_path / "pairs.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_interval_is_a_t_interval():

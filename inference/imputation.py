@@ -18,6 +18,7 @@ blocks (``python -m experiments.bench``); on a GPU large blocks are faster.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import pyro
 import torch
@@ -67,6 +68,24 @@ def _check(program: NotMIWAE, x: torch.Tensor, mask: torch.Tensor, num_samples: 
     return x.to(device), mask.to(device, torch.bool)
 
 
+def _by_blocks(program: NotMIWAE, x: torch.Tensor, mask: torch.Tensor, num_samples: int,
+               row_batch: int | None, sample_chunk: int | None, seed: int | None,
+               estimate: Callable[[torch.Tensor, torch.Tensor, int], torch.Tensor],
+               dim: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The steps every estimator shares: check the input, seed (``pyro.set_rng_seed``),
+    then ``estimate(x_b, mask_b, sample_chunk)`` per block of rows, with validation off
+    and denormals flushed, concatenated along ``dim``. Returns x and mask (on the
+    program's device) and the estimates."""
+    x, mask = _check(program, x, mask, num_samples)
+    row_batch, sample_chunk = block_sizes(x.device, row_batch, sample_chunk)
+    if seed is not None:
+        pyro.set_rng_seed(seed)
+    with pyro.validation_enabled(False), flush_denormals():
+        parts = [estimate(x[start:start + row_batch], mask[start:start + row_batch],
+                          sample_chunk) for start in range(0, len(x), row_batch)]
+    return x, mask, torch.cat(parts, dim)
+
+
 @torch.no_grad()
 def impute(program: NotMIWAE, x: torch.Tensor, mask: torch.Tensor, num_samples: int = 10_000,
            estimator: str = "mean", row_batch: int | None = None,
@@ -74,18 +93,10 @@ def impute(program: NotMIWAE, x: torch.Tensor, mask: torch.Tensor, num_samples: 
     """Single imputation: observed entries returned unchanged, missing ones filled."""
     if estimator not in ESTIMATORS:
         raise ValueError(f"estimator must be one of {ESTIMATORS}, got {estimator!r}")
-    x, mask = _check(program, x, mask, num_samples)
-    row_batch, sample_chunk = block_sizes(x.device, row_batch, sample_chunk)
-    if seed is not None:
-        pyro.set_rng_seed(seed)
-    out = x.clone()
-    with pyro.validation_enabled(False), flush_denormals():
-        for start in range(0, len(x), row_batch):
-            rows = slice(start, start + row_batch)
-            x_hat = _snis(program, x[rows], mask[rows], num_samples, sample_chunk,
-                          VALUES[estimator])
-            out[rows] = torch.where(mask[rows], x[rows], x_hat)
-    return out
+    x, mask, x_hat = _by_blocks(
+        program, x, mask, num_samples, row_batch, sample_chunk, seed,
+        lambda xb, mb, chunk: _snis(program, xb, mb, num_samples, chunk, VALUES[estimator]))
+    return torch.where(mask, x, x_hat)
 
 
 @torch.no_grad()
@@ -99,17 +110,10 @@ def predict_target(program: NotMIWAE, x: torch.Tensor, mask: torch.Tensor,
     """
     if program.regressor is None:
         raise ValueError("the program has no target: build it with target=True")
-    x, mask = _check(program, x, mask, num_samples)
-    row_batch, sample_chunk = block_sizes(x.device, row_batch, sample_chunk)
-    if seed is not None:
-        pyro.set_rng_seed(seed)
-    out = torch.empty(len(x), device=x.device, dtype=x.dtype)
-    with pyro.validation_enabled(False), flush_denormals():
-        for start in range(0, len(x), row_batch):
-            rows = slice(start, start + row_batch)
-            out[rows] = _snis(program, x[rows], mask[rows], num_samples, sample_chunk,
-                              VALUES["target"])[:, 0]
-    return out
+    *_, y_hat = _by_blocks(
+        program, x, mask, num_samples, row_batch, sample_chunk, seed,
+        lambda xb, mb, chunk: _snis(program, xb, mb, num_samples, chunk, VALUES["target"]))
+    return y_hat[:, 0]
 
 
 def _snis(program, x, mask, num_samples, chunk, read) -> torch.Tensor:
@@ -132,19 +136,12 @@ def multiple_impute(program: NotMIWAE, x: torch.Tensor, mask: torch.Tensor, m: i
                     num_samples: int = 10_000, row_batch: int | None = None,
                     sample_chunk: int | None = None, seed: int | None = None) -> torch.Tensor:
     """m completed data sets, shape (m, N, D), by sampling importance resampling."""
-    x, mask = _check(program, x, mask, num_samples)
-    row_batch, sample_chunk = block_sizes(x.device, row_batch, sample_chunk)
     if m < 1:
         raise ValueError(f"m must be >= 1, got {m}")
-    if seed is not None:
-        pyro.set_rng_seed(seed)
-    out = x.expand(m, *x.shape).clone()
-    with pyro.validation_enabled(False), flush_denormals():
-        for start in range(0, len(x), row_batch):
-            rows = slice(start, start + row_batch)
-            draws = _sir(program, x[rows], mask[rows], m, num_samples, sample_chunk)
-            out[:, rows] = torch.where(mask[rows], x[rows], draws)
-    return out
+    x, mask, draws = _by_blocks(
+        program, x, mask, num_samples, row_batch, sample_chunk, seed,
+        lambda xb, mb, chunk: _sir(program, xb, mb, m, num_samples, chunk), dim=1)
+    return torch.where(mask, x, draws)
 
 
 def _sir(program, x, mask, m, num_samples, chunk) -> torch.Tensor:

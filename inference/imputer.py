@@ -11,11 +11,15 @@ observed values; results come back on the original scale.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyro.util
 import torch
+from numpy.typing import ArrayLike
 from sklearn.base import BaseEstimator, OneToOneFeatureMixin, TransformerMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
@@ -34,7 +38,7 @@ from .imputation import impute, multiple_impute
 from .training import TrainConfig, fit, read_checkpoint, save_checkpoint
 
 
-def as_float_array(X) -> np.ndarray:
+def as_float_array(X: ArrayLike) -> np.ndarray:
     """X as a float64 (N, D) array with NaN for missing; a clear error for anything else."""
     X_in = X
     if isinstance(X, pd.DataFrame):
@@ -61,15 +65,30 @@ def as_float_array(X) -> np.ndarray:
     return array
 
 
+def _keeps_global_random_state(method):
+    """Run ``method`` seeded by ``random_state`` without touching the caller's global
+    Python, NumPy and torch (CPU) generators: their state is restored afterwards."""
+    @functools.wraps(method)
+    def wrapper(*args, **kwargs):
+        state = pyro.util.get_rng_state()
+        try:
+            return method(*args, **kwargs)
+        finally:
+            pyro.util.set_rng_state(state)
+    return wrapper
+
+
 class NotMIWAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     """Impute missing values (NaN) with a not-MIWAE (or MIWAE) trained on the data.
 
     Parameters name the model (``missing``, ``decoder``, ``prior``, ``latent_mask`` for
     the masked not-MIWAE, ``latent_dim``, ``hidden``), the training (``iterations``,
-    ``batch_size``, ``num_particles`` = K, ``learning_rate``, ``init``: "torch" or "glorot",
-    the paper's TensorFlow initialisation, see ``models.networks.glorot_``) and the imputation
+    ``batch_size``, ``num_particles`` = K, ``learning_rate``, ``init``: "torch", "glorot",
+    the paper's TensorFlow initialisation, see ``models.networks.glorot_``, or
+    "glorot-missing", that for the self-masking W and b only) and the imputation
     (``num_samples`` = L importance samples, ``estimator``: "mean" or "sample"), plus
-    ``device`` and ``random_state``.
+    ``device``, ``random_state`` (seeds training and imputation; the global random
+    generators are left as they were) and ``verbose`` (a progress bar while training).
     ``missing="ignorable"`` gives MIWAE.
     """
 
@@ -98,7 +117,10 @@ class NotMIWAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         self.verbose = verbose
 
     # -- fitting ---------------------------------------------------------------------------
-    def fit(self, X, y=None) -> NotMIWAEImputer:
+    @_keeps_global_random_state
+    def fit(self, X: ArrayLike, y: object = None) -> NotMIWAEImputer:
+        """Standardise X's columns by their observed values and train the model on X
+        (NaN = missing); ``y`` is ignored."""
         values = self._validate(X, reset=True)
         observed = ~np.isnan(values)
         empty = np.flatnonzero(~observed.any(axis=0))
@@ -124,7 +146,8 @@ class NotMIWAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         return self
 
     # -- imputing --------------------------------------------------------------------------
-    def transform(self, X):
+    @_keeps_global_random_state
+    def transform(self, X: ArrayLike) -> np.ndarray:
         """X with every NaN replaced by its imputation; observed values returned as given."""
         check_is_fitted(self, "program_")
         values = self._validate(X, reset=False)
@@ -133,7 +156,8 @@ class NotMIWAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
                         seed=self.random_state)
         return self._original_scale(values, filled)
 
-    def sample(self, X, m: int = 5) -> list:
+    @_keeps_global_random_state
+    def sample(self, X: ArrayLike, m: int = 5) -> list:
         """m completed data sets (multiple imputation by sampling importance resampling)."""
         check_is_fitted(self, "program_")
         values = self._validate(X, reset=False)
@@ -145,8 +169,11 @@ class NotMIWAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
             return [pd.DataFrame(c, index=X.index, columns=X.columns) for c in completed]
         return completed
 
-    def check(self, X, out_dir: str | Path, X_true=None, num_replicates: int = 20,
-              true_curve=None) -> pd.DataFrame:
+    @_keeps_global_random_state
+    def check(self, X: ArrayLike, out_dir: str | Path, X_true: ArrayLike | None = None,
+              num_replicates: int = 20,
+              true_curve: Callable[[int, np.ndarray], np.ndarray] | None = None
+              ) -> pd.DataFrame:
         """Posterior predictive checks on X, written to ``out_dir``; returns the summary.
 
         Writes summary.csv/.md (missing rate, observed mean and sd, data vs replicated),
@@ -197,6 +224,8 @@ class NotMIWAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
 
     @classmethod
     def load(cls, path: str | Path, device: str | None = None) -> NotMIWAEImputer:
+        """An imputer saved with :meth:`save`, ready to transform (custom parts it uses
+        must be registered again first, see ``models.registry.register``)."""
         program, config, blob = read_checkpoint(str(path), device)
         if "imputer_params" not in blob:
             raise ValueError(f"{path} is a model checkpoint, not a saved NotMIWAEImputer")

@@ -1,8 +1,9 @@
 """Posterior predictive checks: replicate (x, s) from the fitted model and compare.
 
-For each row, z is drawn from the importance-weighted posterior (resampling L proposals
-z_l ~ q(z | x^o) with weights w~_l), then ``pyro.infer.Predictive`` runs the model with
-its observations released (``poutine.uncondition``): x_rep ~ p(x | z), s_rep ~ p(s | x_rep).
+For each row, z (with z_mask in a masked not-MIWAE) is drawn from the importance-weighted
+posterior (resampling L proposals z_l ~ q(z | x^o) with weights w~_l), then
+``pyro.infer.Predictive`` runs the model with its observations released
+(``poutine.uncondition``): x_rep ~ p(x | z), s_rep ~ p(s | x_rep [, z_mask]).
 If the model fits, the replicated data look like the data: the same missing rate per
 feature, the same distribution of the *observed* values, the same correlations.
 """
@@ -37,8 +38,9 @@ def replicate(program: NotMIWAE, x: torch.Tensor, mask: torch.Tensor, num_replic
     with pyro.validation_enabled(False):
         for start in range(0, len(x), row_batch):
             rows = slice(start, start + row_batch)
-            z = _posterior_z(program, x[rows], mask[rows], num_replicates, num_samples)
-            predictive = Predictive(poutine.uncondition(program.model), {"z": z},
+            latents = _posterior_latents(program, x[rows], mask[rows], num_replicates,
+                                         num_samples)
+            predictive = Predictive(poutine.uncondition(program.model), latents,
                                     return_sites=["x", "s"], parallel=True)
             sites = predictive(x[rows], mask[rows])
             xs.append(sites["x"].reshape(num_replicates, -1, x.shape[1]))
@@ -48,12 +50,13 @@ def replicate(program: NotMIWAE, x: torch.Tensor, mask: torch.Tensor, num_replic
     return torch.cat(xs, 1), torch.cat(ss, 1)
 
 
-def _posterior_z(program, x, mask, num_replicates, num_samples) -> torch.Tensor:
-    """(S, n, 1, d) draws of z by sampling importance resampling."""
+def _posterior_latents(program, x, mask, num_replicates, num_samples) -> dict:
+    """(S, n, 1, d) draws of each per-row latent (z, and z_mask in a masked not-MIWAE) by
+    sampling importance resampling: one index l per draw picks them jointly, (z_l, z_mask_l)."""
     log_w, trace = log_importance_weights(program, x, mask, num_samples)
-    z = trace.nodes["z"]["value"]  # (L, n, 1, d)
-    pick = torch.multinomial(torch.softmax(log_w, 0).T, num_replicates, replacement=True)
-    return z[pick.T, torch.arange(len(x), device=x.device)]
+    pick = torch.multinomial(torch.softmax(log_w, 0).T, num_replicates, replacement=True).T
+    rows = torch.arange(len(x), device=x.device)
+    return {name: trace.nodes[name]["value"][pick, rows] for name in program.guide.encoders}
 
 
 def summary_table(data: np.ndarray, x_rep: np.ndarray, s_rep: np.ndarray,

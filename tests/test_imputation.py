@@ -4,7 +4,7 @@ import pyro
 import pytest
 import torch
 
-from inference import imputation
+from inference import checks, imputation
 from inference.importance import log_importance_weights
 from inference.imputation import impute, multiple_impute
 from inference.reference import reference_log_weights
@@ -86,3 +86,24 @@ def test_bad_input_is_named():
         impute(program, x, mask, 10, estimator="median")
     with pytest.raises(ValueError, match="mask"):
         impute(program, x, mask[:, :2], 10)
+
+
+def test_predictive_checks_draw_z_and_z_mask_jointly_from_the_posterior():
+    """In a masked not-MIWAE each replicate conditions on one importance sample's
+    (z_l, z_mask_l), resampled with weight w~_l, not on z_mask from its prior."""
+    program = toy_program("selfmasking", latent_mask=True)
+    x, mask, _ = toy_data()
+    pyro.set_rng_seed(4)
+    with torch.no_grad():
+        _, trace = log_importance_weights(program, x, mask, 30)
+    pyro.set_rng_seed(4)
+    with torch.no_grad():
+        draws = checks._posterior_latents(program, x, mask, 6, 30)
+    assert set(draws) == {"z", "z_mask"}
+    z, z_mask = trace.nodes["z"]["value"], trace.nodes["z_mask"]["value"]  # (L, n, 1, d)
+    for s in range(6):
+        for i in range(len(x)):
+            (k,) = torch.nonzero((z[:, i] == draws["z"][s, i]).all(-1).squeeze(-1))[0]
+            assert torch.equal(draws["z_mask"][s, i], z_mask[k, i])
+    x_rep, s_rep = checks.replicate(program, x, mask, num_replicates=3, num_samples=30)
+    assert x_rep.shape == s_rep.shape == (3, *x.shape)

@@ -26,15 +26,11 @@ instead of its parts. The result is the keyword arguments of ``NotMIWAEImputer``
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
-from models.registry import variant_from_name
+import tomllib
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
+from models.registry import variant_from_name
 
 SECTIONS = {
     "model": {"prior": "prior", "decoder": "decoder", "missing": "missing",

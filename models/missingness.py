@@ -55,7 +55,11 @@ class SelfMaskingKnown(SelfMasking):
 
 
 class LinearMissing(nn.Module):
-    """logits = A x + c: any feature may drive any feature's missingness ("agnostic")."""
+    """logits = A x + c: any feature may drive any feature's missingness ("agnostic").
+
+    ``latent_mask`` is accepted like every missing model's, and needs no parameter here:
+    the shift enters through the dense layer as A (x + shift) + c.
+    """
 
     def __init__(self, n_features: int, replicas: int = 1, latent_mask: bool = False) -> None:
         super().__init__()
@@ -66,7 +70,7 @@ class LinearMissing(nn.Module):
 
 
 class NonlinearMissing(nn.Module):
-    """logits = A2 tanh(A1 x + c1) + c2: one hidden layer."""
+    """logits = A2 tanh(A1 x + c1) + c2: one hidden layer (a shift enters as x + shift)."""
 
     def __init__(self, n_features: int, replicas: int = 1, latent_mask: bool = False,
                  hidden: int | None = None) -> None:

@@ -105,6 +105,10 @@ def register(kind: str, name: str, factory: Callable | None) -> None:
 
     Factories: prior(latent_dim), decoder(latent_dim, n_features, hidden),
     missing(n_features); each returns an ``nn.Module`` (see the modules of this package).
+    For replicas, decoders and missing models are also called with ``replicas=R``; for
+    the masked not-MIWAE, missing models with ``latent_mask=True`` and then take a second
+    argument in ``forward(x, shift)``. Registration lasts for the Python session: register
+    again before loading a saved model that uses the part.
     """
     tables = {"prior": PRIORS, "decoder": DECODERS, "missing": MISSING_MODELS}
     if kind not in tables:

@@ -19,6 +19,7 @@ from .report import paired, paired_markdown
 
 
 def read_runs(folder: str) -> pd.DataFrame:
+    """FOLDER/runs.csv, or a clear error naming the missing file."""
     path = Path(folder) / "runs.csv"
     if not path.is_file():
         raise SystemExit(f"{folder}: no runs.csv (give a folder written by experiments.uci)")

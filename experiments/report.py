@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pandas as pd
 from scipy import stats
 
+from inference.checks import pyplot
 
-def t_interval(values) -> tuple[float, float, float]:
+
+def t_interval(values: Sequence[float]) -> tuple[float, float, float]:
     """(mean, lower, upper): mean +- t_{0.975, n-1} sd / sqrt(n); NaN bounds for n < 2."""
     values = np.asarray(values, dtype=float)
     if len(values) < 2:
@@ -16,7 +20,7 @@ def t_interval(values) -> tuple[float, float, float]:
     return values.mean(), values.mean() - half, values.mean() + half
 
 
-def interval(values) -> str:
+def interval(values: Sequence[float]) -> str:
     """'mean [lower, upper]': a 95% t-interval for the mean over seeds."""
     mean, lower, upper = t_interval(values)
     if np.isnan(lower):
@@ -123,11 +127,7 @@ def plot_pairs(table: pd.DataFrame, path: str, labels: tuple[str, str],
                value: str = "rmse") -> None:
     """The rows of :func:`paired` as a forest plot: per model (rows) and data set
     (colours), the relative change with its 95% interval."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     models = list(dict.fromkeys(table["model"]))
     datasets = list(dict.fromkeys(table["dataset"]))
     step = 0.8 / len(datasets)
@@ -152,11 +152,7 @@ def plot_pairs(table: pd.DataFrame, path: str, labels: tuple[str, str],
 
 def plot_table(runs: pd.DataFrame, path: str, value: str = "rmse") -> None:
     """Grouped bars (one group per data set, one bar per model) with standard-error bars."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     summary = summarise(runs, value)
     datasets = list(dict.fromkeys(runs["dataset"]))
     models = list(dict.fromkeys(runs["model"]))

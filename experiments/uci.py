@@ -36,6 +36,7 @@ DEFAULT_SETTINGS = {"batch_size": _PAPER.batch_size, "particles": _PAPER.num_par
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The runner's options (see the module docstring)."""
     p = argparse.ArgumentParser(prog="python -m experiments.uci", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--datasets", default="banknote",
@@ -86,6 +87,7 @@ def _run_in_worker(group: list[RunSpec], device: str | None, snapshots: Path) ->
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run every (data set, model, seed) not yet in OUT/runs.csv, then write the table."""
     args = parse_args(argv)
     out = Path(args.out)
     check_settings(out, {"batch_size": args.batch_size, "particles": args.particles,

@@ -97,7 +97,7 @@ def correlation_table(data: np.ndarray, x_rep: np.ndarray, s_rep: np.ndarray,
 def plot_histograms(data: np.ndarray, x_rep: np.ndarray, s_rep: np.ndarray,
                     names: list[str], path: str | Path) -> None:
     """Each feature: observed data vs replicated observed values vs replicated missing ones."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = _grid(plt, len(names))
     for j, ax in enumerate(axes[:len(names)]):
         col = data[:, j]
@@ -144,7 +144,7 @@ def plot_missingness_curves(program: NotMIWAE, names: list[str], path: str | Pat
     """
     if program.missingness is None:
         raise ValueError("the model has an ignorable missing process: no curve to draw")
-    plt = _pyplot()
+    plt = pyplot()
     grid = np.linspace(-3, 3, 121) if grid is None else grid
     d = len(names)
     device = next(program.parameters()).device
@@ -188,7 +188,7 @@ def observed_fraction(values: np.ndarray, observed: np.ndarray,
 def plot_imputed_vs_true(truth: np.ndarray, imputed: np.ndarray, mask: np.ndarray,
                          names: list[str], path: str | Path) -> None:
     """Scatter of imputed against true values, missing entries only, per feature."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = _grid(plt, len(names))
     for j, ax in enumerate(axes[:len(names)]):
         miss = ~mask[:, j]
@@ -205,7 +205,8 @@ def plot_imputed_vs_true(truth: np.ndarray, imputed: np.ndarray, mask: np.ndarra
     _save(plt, fig, axes, len(names), path)
 
 
-def _pyplot():
+def pyplot():
+    """matplotlib.pyplot on the file-only Agg backend (no display needed)."""
     import matplotlib
 
     matplotlib.use("Agg")

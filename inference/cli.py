@@ -48,7 +48,8 @@ def _load_run(run: str):
     return NotMIWAEImputer.load(path)
 
 
-def cmd_fit(args) -> None:
+def cmd_fit(args: argparse.Namespace) -> None:
+    """`notmiwae fit`: train on a CSV, save the imputer, its config and training curve."""
     from .imputer import NotMIWAEImputer
 
     params = load_config(args.config) if args.config else {}
@@ -69,20 +70,24 @@ def cmd_fit(args) -> None:
           f"saved {out / IMPUTER_FILE}, config.toml, training_curve.png")
 
 
-def cmd_impute(args) -> None:
+def cmd_impute(args: argparse.Namespace) -> None:
+    """`notmiwae impute`: fill a CSV with a saved run (or draw --multiple completions)."""
     data = _read_csv(args.data, args.index_col)
     imputer = _load_run(args.run).set_output(transform="pandas")
     if args.multiple:
         parts = [d.assign(imputation=i + 1) for i, d in enumerate(imputer.sample(data,
                                                                                  args.multiple))]
         result = pd.concat(parts)
+        # Without an identifier column, "row" (0-based position in the input) ties copies.
+        result.to_csv(args.out, index=True, index_label=args.index_col or "row")
     else:
         result = imputer.transform(data)
-    result.to_csv(args.out, index=args.index_col is not None)
+        result.to_csv(args.out, index=args.index_col is not None)
     print(f"wrote {args.out} ({len(result)} rows)")
 
 
-def cmd_check(args) -> None:
+def cmd_check(args: argparse.Namespace) -> None:
+    """`notmiwae check`: posterior predictive checks of a saved run on a CSV."""
     data = _read_csv(args.data, args.index_col)
     imputer = _load_run(args.run)
     truth = _read_csv(args.truth, args.index_col) if args.truth else None
@@ -91,18 +96,17 @@ def cmd_check(args) -> None:
     print(f"wrote {Path(args.out) / 'summary.csv'}, summary.md, correlations.csv and plots")
 
 
-def cmd_render(args) -> None:
+def cmd_render(args: argparse.Namespace) -> None:
+    """`notmiwae render`: draw a variant's graphical model."""
     from models.render import render
 
     print(f"wrote {render(args.model, args.out, args.features)}")
 
 
 def _plot_curve(history: np.ndarray, path: Path) -> None:
-    import matplotlib
+    from .checks import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     window = max(1, min(500, len(history) // 20))
     smooth = np.convolve(history, np.ones(window) / window, mode="valid")
     fig, ax = plt.subplots(figsize=(6, 3.2))
@@ -126,6 +130,7 @@ def positive_int(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The `notmiwae` command line: one subcommand per task."""
     fmt = argparse.RawDescriptionHelpFormatter
     parser = argparse.ArgumentParser(prog="notmiwae", description=__doc__, formatter_class=fmt)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -188,6 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run a subcommand; bad input ends with a one-line error and exit status 2."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if getattr(args, "threads", None):

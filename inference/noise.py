@@ -14,6 +14,7 @@ from pyro.poutine.messenger import Messenger
 
 
 def generators(seeds: list[int], device: torch.device | str = "cpu") -> list[torch.Generator]:
+    """One torch generator per replica, seeded with that replica's seed."""
     return [torch.Generator(device=device).manual_seed(int(s)) for s in seeds]
 
 

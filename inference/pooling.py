@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,7 +17,7 @@ class Pooled:
     df: float  # Rubin's (1987) degrees of freedom, (m - 1) (1 + U_bar / ((1 + 1/m) B))^2
 
 
-def rubin_pool(estimates, variances) -> Pooled:
+def rubin_pool(estimates: Sequence[float], variances: Sequence[float]) -> Pooled:
     """Combine per-imputation estimates Q_l and their variances U_l (l = 1..m, m >= 2)."""
     q = np.asarray(estimates, dtype=float)
     u = np.asarray(variances, dtype=float)

@@ -16,9 +16,12 @@ latent z_mask_k = mu_m(x~) + sigma_m(x~) eps_m,k:
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 from torch.distributions import Bernoulli, Normal
+
+from models.program import NotMIWAE
 
 
 def _latent(encoder, x: torch.Tensor, eps: torch.Tensor):
@@ -28,8 +31,9 @@ def _latent(encoder, x: torch.Tensor, eps: torch.Tensor):
     return z, (Normal(0.0, 1.0).log_prob(z) - Normal(q.loc, q.scale).log_prob(z)).sum(-1)
 
 
-def reference_log_weights(program, x: torch.Tensor, mask: torch.Tensor, eps_z: torch.Tensor,
-                          eps_x: torch.Tensor, eps_mask: torch.Tensor | None = None,
+def reference_log_weights(program: NotMIWAE, x: torch.Tensor, mask: torch.Tensor,
+                          eps_z: torch.Tensor, eps_x: torch.Tensor,
+                          eps_mask: torch.Tensor | None = None,
                           y: torch.Tensor | None = None) -> torch.Tensor:
     """log w (K, N) for a Gaussian-family decoder, from noise eps_z (K,N,d), eps_x (K,N,D)
     and, for a masked not-MIWAE, eps_mask (K,N,d_mask); with the target y (N, 1) of a
@@ -54,7 +58,8 @@ def reference_log_weights(program, x: torch.Tensor, mask: torch.Tensor, eps_z: t
     return log_w
 
 
-def reference_step(program, optimizer: torch.optim.Optimizer, num_particles: int):
+def reference_step(program: NotMIWAE, optimizer: torch.optim.Optimizer, num_particles: int
+                   ) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
     """A hand-written training step on the same networks: the floor for the benchmark.
 
     x, mask: (B, D), or (R, 1, B, D) for a program with R replicas.

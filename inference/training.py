@@ -88,9 +88,11 @@ class FitResult:
     seconds: float = 0.0
 
     def replica(self, r: int) -> NotMIWAE:
+        """Replica r alone, as a single program (the run with seed ``seed + r``)."""
         return select_replica(self.model_config, self.program, r)
 
     def save(self, path: str, replica: int = 0) -> None:
+        """Save one replica as a checkpoint that ``load_checkpoint`` rebuilds."""
         train = replace(self.train_config, seed=self.train_config.seed + replica)
         save_checkpoint(path, self.replica(replica), self.model_config, train)
 

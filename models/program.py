@@ -66,6 +66,8 @@ class NotMIWAE(nn.Module):
 
     def model(self, x: torch.Tensor, mask: torch.Tensor,
               y: torch.Tensor | None = None) -> torch.Tensor:
+        """p(z) [p(z_mask)] p(x | z) p(s | x [, z_mask]) [p(y | x)] for one batch of rows;
+        returns x with the missing entries drawn from p(x^m | z)."""
         n, d = x.shape[-2:]
         with self.replica_plate(), pyro.plate("data", n, dim=DATA_DIM):
             z = pyro.sample("z", self.prior())
@@ -85,7 +87,7 @@ class NotMIWAE(nn.Module):
                 pyro.sample("y", self.regressor(x_full), obs=y)
         return x_full
 
-    def replica_plate(self):
+    def replica_plate(self) -> pyro.plate | nullcontext:
         """R independent copies of the program; nothing at all for a single run."""
         if self.replicas == 1:
             return nullcontext()

@@ -56,6 +56,14 @@ def test_fit_impute_check_end_to_end(csv, tmp_path, capsys):
                  "--multiple", "3"]) == 0
     stacked = pd.read_csv(many)
     assert len(stacked) == 240 and sorted(stacked["imputation"].unique()) == [1, 2, 3]
+    assert stacked["id"].value_counts().eq(3).all()
+    unnamed = tmp_path / "no_id.csv"
+    pd.read_csv(csv).drop(columns="id").to_csv(unnamed, index=False)
+    assert main(["impute", str(unnamed), "--run", str(run), "--out", str(many),
+                 "--multiple", "2"]) == 0
+    stacked = pd.read_csv(many)
+    assert list(stacked.columns) == ["row", "x", "y", "z", "imputation"]
+    assert sorted(stacked["row"]) == sorted(list(range(80)) * 2)
 
     checks = tmp_path / "checks"
     assert main(["check", str(csv), "--index-col", "id", "--run", str(run),

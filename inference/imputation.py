@@ -43,10 +43,10 @@ VALUES = {  # what is averaged, read off a trace of L_c particles: (L_c, n, F)
 }
 
 
-def _weighted_chunks(program, x, mask, num_samples, chunk_size, value):
+def _weighted_chunks(program, x, mask, num_samples, chunk_size, value, y=None):
     """Yield (log w (L_c, n), value(trace) (L_c, n, F)) per chunk of samples."""
     for size in _chunks(num_samples, chunk_size):
-        log_w, trace = log_importance_weights(program, x, mask, size)
+        log_w, trace = log_importance_weights(program, x, mask, size, y=y)
         yield log_w, value(trace)
 
 
@@ -70,32 +70,45 @@ def _check(program: NotMIWAE, x: torch.Tensor, mask: torch.Tensor, num_samples: 
 
 def _by_blocks(program: NotMIWAE, x: torch.Tensor, mask: torch.Tensor, num_samples: int,
                row_batch: int | None, sample_chunk: int | None, seed: int | None,
-               estimate: Callable[[torch.Tensor, torch.Tensor, int], torch.Tensor],
+               estimate: Callable[[torch.Tensor, torch.Tensor, slice, int], torch.Tensor],
                dim: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The steps every estimator shares: check the input, seed (``pyro.set_rng_seed``),
-    then ``estimate(x_b, mask_b, sample_chunk)`` per block of rows, with validation off
-    and denormals flushed, concatenated along ``dim``. Returns x and mask (on the
+    then ``estimate(rows, sample_chunk)`` per block of rows (a slice), with validation
+    off and denormals flushed, concatenated along ``dim``. Returns x and mask (on the
     program's device) and the estimates."""
     x, mask = _check(program, x, mask, num_samples)
     row_batch, sample_chunk = block_sizes(x.device, row_batch, sample_chunk)
     if seed is not None:
         pyro.set_rng_seed(seed)
     with pyro.validation_enabled(False), flush_denormals():
-        parts = [estimate(x[start:start + row_batch], mask[start:start + row_batch],
-                          sample_chunk) for start in range(0, len(x), row_batch)]
+        parts = [estimate(x[rows], mask[rows], rows, sample_chunk)
+                 for rows in (slice(start, start + row_batch)
+                              for start in range(0, len(x), row_batch))]
     return x, mask, torch.cat(parts, dim)
 
 
 @torch.no_grad()
 def impute(program: NotMIWAE, x: torch.Tensor, mask: torch.Tensor, num_samples: int = 10_000,
            estimator: str = "mean", row_batch: int | None = None,
-           sample_chunk: int | None = None, seed: int | None = None) -> torch.Tensor:
-    """Single imputation: observed entries returned unchanged, missing ones filled."""
+           sample_chunk: int | None = None, seed: int | None = None,
+           y: torch.Tensor | None = None) -> torch.Tensor:
+    """Single imputation: observed entries returned unchanged, missing ones filled.
+
+    ``y`` (N,): for a jointly supervised program, a known target (on the scale it was
+    trained on); p(y | x) then enters the weights, giving E[x^m | x^o, s, y].
+    """
     if estimator not in ESTIMATORS:
         raise ValueError(f"estimator must be one of {ESTIMATORS}, got {estimator!r}")
+    if y is not None:
+        if program.regressor is None:
+            raise ValueError("y given, but the program has no target (target=True)")
+        if y.numel() != len(x):
+            raise ValueError(f"y has {y.numel()} values for {len(x)} rows")
+        y = y.reshape(len(x), 1).to(next(program.parameters()).device, x.dtype)
     x, mask, x_hat = _by_blocks(
         program, x, mask, num_samples, row_batch, sample_chunk, seed,
-        lambda xb, mb, chunk: _snis(program, xb, mb, num_samples, chunk, VALUES[estimator]))
+        lambda xb, mb, rows, chunk: _snis(program, xb, mb, num_samples, chunk,
+                                          VALUES[estimator], None if y is None else y[rows]))
     return torch.where(mask, x, x_hat)
 
 
@@ -112,15 +125,16 @@ def predict_target(program: NotMIWAE, x: torch.Tensor, mask: torch.Tensor,
         raise ValueError("the program has no target: build it with target=True")
     *_, y_hat = _by_blocks(
         program, x, mask, num_samples, row_batch, sample_chunk, seed,
-        lambda xb, mb, chunk: _snis(program, xb, mb, num_samples, chunk, VALUES["target"]))
+        lambda xb, mb, rows, chunk: _snis(program, xb, mb, num_samples, chunk,
+                                          VALUES["target"]))
     return y_hat[:, 0]
 
 
-def _snis(program, x, mask, num_samples, chunk, read) -> torch.Tensor:
+def _snis(program, x, mask, num_samples, chunk, read, y=None) -> torch.Tensor:
     """sum_l w~_l value_l over all chunks, with a running log-sum-exp: (n, F)."""
     log_total = torch.full((len(x),), -math.inf, device=x.device)
     acc = None
-    for log_w, value in _weighted_chunks(program, x, mask, num_samples, chunk, read):
+    for log_w, value in _weighted_chunks(program, x, mask, num_samples, chunk, read, y):
         if acc is None:
             acc = torch.zeros(value.shape[1:], device=x.device, dtype=value.dtype)
         new_total = torch.logaddexp(log_total, torch.logsumexp(log_w, 0))
@@ -140,7 +154,7 @@ def multiple_impute(program: NotMIWAE, x: torch.Tensor, mask: torch.Tensor, m: i
         raise ValueError(f"m must be >= 1, got {m}")
     x, mask, draws = _by_blocks(
         program, x, mask, num_samples, row_batch, sample_chunk, seed,
-        lambda xb, mb, chunk: _sir(program, xb, mb, m, num_samples, chunk), dim=1)
+        lambda xb, mb, rows, chunk: _sir(program, xb, mb, m, num_samples, chunk), dim=1)
     return torch.where(mask, x, draws)
 
 

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from experiments import compare, supervised
+from experiments import compare, joint_diagnosis, supervised
 from experiments.masked import model_names, pairs
 from experiments.report import interval, paired_grid, plot_pairs, t_interval
 
@@ -88,3 +88,13 @@ def test_compare_pairs_two_folders_by_seed(tmp_path, capsys):
         compare.main([str(tmp_path / "a"), str(tmp_path / "b")])
     with pytest.raises(SystemExit, match="no runs.csv"):
         compare.main([str(tmp_path / "a"), str(tmp_path / "nothing")])
+
+
+def test_joint_diagnosis_takes_one_trained_model_apart(tmp_path):
+    row = joint_diagnosis.diagnose("concrete", seed=0, iterations=20, samples=20)
+    assert row["dataset"] == "concrete" and row["sigma"] > 0
+    values = [row[k] for k in ("mse_joint", "mse_f_complete", "mse_f_imputed",
+                               "mse_f_complete_train", "rmse_train_given_y", "rmse_train")]
+    assert np.isfinite(values).all()
+    # The known target moves the training rows' imputations.
+    assert row["rmse_train_given_y"] != row["rmse_train"]

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from inference.importance import iw_bound, log_importance_weights
-from inference.imputation import predict_target
+from inference.imputation import impute, predict_target
 from inference.reference import reference_log_weights
 from inference.training import TrainConfig, fit
 from models import ModelConfig, build_model
@@ -64,6 +64,28 @@ def test_prediction_weights_leave_y_out():
                           0)
         f = trace.nodes["y"]["fn"].mean[..., 0]  # f(x^o, x^m_l), (L, N)
     torch.testing.assert_close(got, (w * f).sum(0), rtol=0, atol=1e-9)
+
+
+def test_imputation_given_a_known_target_weights_by_p_y():
+    """impute(..., y=y): E[x^m | x^o, s, y], with p(y | x^o, x^m_l) inside the weights."""
+    program = supervised_program()
+    x, mask, _ = toy_data()
+    y = torch.randn(len(x), dtype=torch.float64)
+    L = 30
+    pyro.set_rng_seed(5)
+    got = impute(program, x, mask, L, sample_chunk=L, y=y)
+    pyro.set_rng_seed(5)
+    with torch.no_grad():
+        _, trace = log_importance_weights(program, x, mask, L)  # same draws; y is latent here
+        eps = noise_of(program, x, trace)
+        w = torch.softmax(reference_log_weights(program, x, mask, *eps, y=y[:, None]), 0)
+        x_mean = trace.nodes["x_unobserved"]["fn"].mean  # E[x | z_l], (L, N, D)
+        expected = torch.where(mask, x, (w.unsqueeze(-1) * x_mean).sum(0))
+    torch.testing.assert_close(got, expected, rtol=0, atol=1e-9)
+    without = impute(program, x, mask, L, sample_chunk=L, seed=5)
+    assert not torch.allclose(got, without)  # y does move the weights
+    with pytest.raises(ValueError, match="3 values for 9 rows"):
+        impute(program, x, mask, L, y=y[:3])
 
 
 def test_joint_training_fits_y_and_needs_it():

@@ -5,8 +5,9 @@ model, taken apart.
         --iterations 100000 --impute-samples 10000 --out results/supervised/diagnosis
 
 The split, mechanism and training of ``experiments.supervised``'s joint method, for one
-seed (replicas train exactly as separate runs, so this model is that experiment's run
-with the same seed, and its first column reproduces that run's test MSE). Per data set:
+seed, trained alone rather than as one of several replicas: the same run up to
+floating-point rounding, which over 100,000 steps can carry it to another optimum, so
+``mse_joint`` need not equal that experiment's number for the seed. Per data set:
 
 - ``mse_joint``: test MSE of y from E[y | x^o, s] = sum_l w~_l f_psi(x^o, x^m_l);
 - ``mse_f_complete``: f_psi at the complete test features (the regressor given the truth);

@@ -16,7 +16,12 @@ floating-point rounding, which over 100,000 steps can carry it to another optimu
 - ``sigma``: the learned scale of p(y | x), in standard deviations of y;
 - ``rmse_train_given_y`` / ``rmse_train``: imputation RMSE of the training rows with
   p(y | x) in the weights (E[x^m | x^o, s, y], what training fits) and without it
-  (E[x^m | x^o, s], what prediction works from).
+  (E[x^m | x^o, s], what prediction works from);
+- ``slope_hidden_f`` / ``slope_kept_f``: how steeply f_psi changes with the features,
+  mean |df/dx_j| (central differences, step 0.1, at the complete training features, y
+  in standard deviations) over the columns the mechanism hides (the first floor(D/2))
+  and over those it keeps; ``slope_hidden_mlp`` / ``slope_kept_mlp``: the same for the
+  MLP trained on the complete features (the experiment's oracle), for scale.
 
 MSEs are on y's original scale; RMSEs on the standardised feature scale.
 """
@@ -37,7 +42,7 @@ from models.registry import config_from_name
 
 from .metrics import rmse_missing
 from .outputs import log_command
-from .supervised import MISSING, _tensors, split
+from .supervised import MISSING, _mlp, _tensors, split
 
 
 def diagnose(name: str, seed: int, iterations: int, samples: int,
@@ -59,6 +64,11 @@ def diagnose(name: str, seed: int, iterations: int, samples: int,
     def mse(y_hat_std: np.ndarray, y: np.ndarray) -> float:
         return float(np.mean((y_hat_std * d["y_sd"] + d["y_mean"] - y) ** 2))
 
+    mlp = _mlp(seed).fit(d["x_train"], d["y_train"])
+    hidden = np.arange(xt.shape[1]) < xt.shape[1] // 2
+    slope_f = _slopes(lambda x: _f(program, x), d["x_train"])
+    slope_mlp = _slopes(lambda x: mlp.predict(x) / d["y_sd"], d["x_train"])
+
     return {"dataset": name, "seed": seed, "iterations": iterations,
             "mse_joint": mse(pred, d["y_test"]),
             "mse_f_complete": mse(_f(program, d["x_test"]), d["y_test"]),
@@ -67,7 +77,20 @@ def diagnose(name: str, seed: int, iterations: int, samples: int,
             "var_y_test": float(np.var(d["y_test"])),
             "sigma": float(program.regressor(xt[:1]).scale[0, 0].detach()),
             "rmse_train_given_y": rmse_missing(d["x_train"], imp_train_y, d["m_train"]),
-            "rmse_train": rmse_missing(d["x_train"], imp_train, d["m_train"])}
+            "rmse_train": rmse_missing(d["x_train"], imp_train, d["m_train"]),
+            "slope_hidden_f": slope_f[hidden].mean(), "slope_kept_f": slope_f[~hidden].mean(),
+            "slope_hidden_mlp": slope_mlp[hidden].mean(),
+            "slope_kept_mlp": slope_mlp[~hidden].mean()}
+
+
+def _slopes(predict, x: np.ndarray, step: float = 0.1) -> np.ndarray:
+    """mean over rows of |predict(x + step e_j) - predict(x - step e_j)| / (2 step): (D,)."""
+    out = np.empty(x.shape[1])
+    for j in range(x.shape[1]):
+        shift = np.zeros(x.shape[1])
+        shift[j] = step
+        out[j] = np.mean(np.abs(predict(x + shift) - predict(x - shift))) / (2 * step)
+    return out
 
 
 @torch.no_grad()

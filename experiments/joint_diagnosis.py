@@ -36,26 +36,21 @@ import pandas as pd
 import torch
 
 from inference.imputation import impute, predict_target
-from inference.training import TrainConfig, fit
 from models.program import NotMIWAE
-from models.registry import config_from_name
 
 from .metrics import rmse_missing
 from .outputs import log_command
-from .supervised import MISSING, _mlp, _tensors, split
+from .supervised import _mlp, _tensors, fit_generative, split, standardised_target
 
 
 def diagnose(name: str, seed: int, iterations: int, samples: int,
              split_seed: int = 0) -> dict:
     """Train the joint model for one seed and return the quantities listed above."""
-    torch.set_num_threads(1)
     d = split(name, split_seed)
     xt, mt = _tensors(d["x_train"], d["m_train"])
     xe, me = _tensors(d["x_test"], d["m_test"])
-    y_std = torch.tensor((d["y_train"] - d["y_mean"]) / d["y_sd"], dtype=torch.float32)
-    config = config_from_name(f"notmiwae:{MISSING}", xt.shape[1], target=True)
-    program = fit(config, xt, mt, TrainConfig(iterations=iterations, seed=seed),
-                  progress=False, y=y_std).program
+    y_std = standardised_target(d)
+    program = fit_generative(d, True, [seed], iterations).program
     pred = predict_target(program, xe, me, samples, seed=seed).cpu().numpy()
     imp_test = impute(program, xe, me, samples, seed=seed)
     imp_train = impute(program, xt, mt, samples, seed=seed).cpu().numpy()
@@ -111,6 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--split-seed", type=int, default=0)
     parser.add_argument("--out", required=True, help="output folder: diagnosis.csv")
     args = parser.parse_args(argv)
+    torch.set_num_threads(1)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     log_command(out, "experiments.joint_diagnosis", argv)

@@ -34,7 +34,7 @@ import torch
 from sklearn.neural_network import MLPRegressor
 
 from inference.imputation import impute, predict_target
-from inference.training import TrainConfig, fit
+from inference.training import FitResult, TrainConfig, fit
 from models.registry import config_from_name
 
 from .baselines import impute_baseline
@@ -76,6 +76,22 @@ def _tensors(x: np.ndarray, mask: np.ndarray):
     return (torch.tensor(np.where(mask, x, 0.0), dtype=torch.float32), torch.tensor(mask))
 
 
+def standardised_target(d: dict) -> torch.Tensor:
+    """The training rows' y, standardised with their own mean and sd: what p(y | x) models."""
+    return torch.tensor((d["y_train"] - d["y_mean"]) / d["y_sd"], dtype=torch.float32)
+
+
+def fit_generative(d: dict, target: bool, seeds: list[int], iterations: int,
+                   device: str | None = None, progress: bool = False) -> FitResult:
+    """not-MIWAE on a split's training rows, with p(y | x) inside the weights when
+    ``target`` (the joint model); the seeds train as replicas."""
+    xt, mt = _tensors(d["x_train"], d["m_train"])
+    config = config_from_name(f"notmiwae:{MISSING}", xt.shape[1], target=target)
+    return fit(config, xt, mt, TrainConfig(iterations=iterations, seed=seeds[0]),
+               device=device, progress=progress, replicas=len(seeds),
+               y=standardised_target(d) if target else None)
+
+
 def run_dataset(name: str, seeds: list[int], iterations: int, samples: int,
                 split_seed: int = 0, device: str | None = None) -> list[dict]:
     """All methods for one data set and split; the generative models' seeds as replicas."""
@@ -84,13 +100,9 @@ def run_dataset(name: str, seeds: list[int], iterations: int, samples: int,
     d = split(name, split_seed)
     xt, mt = _tensors(d["x_train"], d["m_train"])
     xe, me = _tensors(d["x_test"], d["m_test"])
-    y_std = torch.tensor((d["y_train"] - d["y_mean"]) / d["y_sd"], dtype=torch.float32)
     rows: list[dict] = []
     for method, target in (("joint", True), ("two-stage", False)):
-        config = config_from_name(f"notmiwae:{MISSING}", xt.shape[1], target=target)
-        result = fit(config, xt, mt, TrainConfig(iterations=iterations, seed=seeds[0]),
-                     device=device, progress=sys.stderr.isatty(), replicas=len(seeds),
-                     y=y_std if target else None)
+        result = fit_generative(d, target, seeds, iterations, device, sys.stderr.isatty())
         for r, seed in enumerate(seeds):
             program = result.replica(r)
             imp_train = impute(program, xt, mt, samples, seed=seed).cpu().numpy()

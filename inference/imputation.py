@@ -73,8 +73,9 @@ def _by_blocks(program: NotMIWAE, x: torch.Tensor, mask: torch.Tensor, num_sampl
                estimate: Callable[[torch.Tensor, torch.Tensor, slice, int], torch.Tensor],
                dim: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The steps every estimator shares: check the input, seed (``pyro.set_rng_seed``),
-    then ``estimate(rows, sample_chunk)`` per block of rows (a slice), with validation
-    off and denormals flushed, concatenated along ``dim``. Returns x and mask (on the
+    then ``estimate(x[rows], mask[rows], rows, sample_chunk)`` per block of rows (``rows``
+    a slice, for slicing other per-row inputs), with validation off and denormals
+    flushed, concatenated along ``dim``. Returns x and mask (on the
     program's device) and the estimates."""
     x, mask = _check(program, x, mask, num_samples)
     row_batch, sample_chunk = block_sizes(x.device, row_batch, sample_chunk)

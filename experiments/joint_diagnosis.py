@@ -70,7 +70,7 @@ def diagnose(name: str, seed: int, iterations: int, samples: int,
             "mse_f_imputed": mse(_f(program, imp_test), d["y_test"]),
             "mse_f_complete_train": mse(_f(program, d["x_train"]), d["y_train"]),
             "var_y_test": float(np.var(d["y_test"])),
-            "sigma": float(program.regressor(xt[:1]).scale[0, 0].detach()),
+            "sigma": float(program.regressor(xt[:1].to(_device(program))).scale[0, 0].detach()),
             "rmse_train_given_y": rmse_missing(d["x_train"], imp_train_y, d["m_train"]),
             "rmse_train": rmse_missing(d["x_train"], imp_train, d["m_train"]),
             "slope_hidden_f": slope_f[hidden].mean(), "slope_kept_f": slope_f[~hidden].mean(),
@@ -88,10 +88,14 @@ def _slopes(predict, x: np.ndarray, step: float = 0.1) -> np.ndarray:
     return out
 
 
+def _device(program: NotMIWAE) -> torch.device:
+    return next(program.parameters()).device
+
+
 @torch.no_grad()
 def _f(program: NotMIWAE, x) -> np.ndarray:
     """f_psi(x), the regressor's mean, on the standardised y scale: (N,)."""
-    x = torch.as_tensor(np.asarray(x), dtype=torch.float32)
+    x = torch.as_tensor(np.asarray(x), dtype=torch.float32, device=_device(program))
     return program.regressor(x).mean[:, 0].cpu().numpy()
 
 

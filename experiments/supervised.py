@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import as_completed
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +33,7 @@ import pandas as pd
 import torch
 from sklearn.neural_network import MLPRegressor
 
+from inference.device import process_pool
 from inference.imputation import impute, predict_target
 from inference.training import FitResult, TrainConfig, fit
 from models.registry import config_from_name
@@ -189,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     job_args = [(n, list(range(args.seeds)), args.iterations, args.impute_samples,
                  args.split_seed, args.device) for n in todo]
     if args.jobs > 1 and len(todo) > 1:
-        with ProcessPoolExecutor(max_workers=min(args.jobs, len(todo))) as pool:
+        with process_pool(min(args.jobs, len(todo)), args.device) as pool:
             results = [pool.submit(run_dataset, *a) for a in job_args]
             for future in as_completed(results):
                 _append(runs_path, future.result())

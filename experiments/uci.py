@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import as_completed
 from pathlib import Path
 
 import pandas as pd
 
 from inference.cli import positive_int
+from inference.device import process_pool
 from inference.training import INITS, TrainConfig
 from models.registry import config_from_name
 
@@ -145,7 +146,7 @@ def _execute(todo: list[RunSpec], args, runs_path: Path) -> list[dict]:
             record(group, run_group(group, args.device, progress=sys.stderr.isatty(),
                                     snapshots=snapshots))
     else:
-        with ProcessPoolExecutor(max_workers=jobs) as pool:
+        with process_pool(jobs, args.device) as pool:
             futures = {pool.submit(_run_in_worker, group, args.device, snapshots): group
                        for group in groups}
             for future in as_completed(futures):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 
 import torch
@@ -12,6 +14,19 @@ def default_device(device: str | torch.device | None = None) -> torch.device:
     if device is not None:
         return torch.device(device)
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def start_method(device: str | torch.device | None = None) -> str | None:
+    """How worker processes start: ``spawn`` for CUDA (a forked child cannot use CUDA
+    once its parent has), else None, the platform's default."""
+    return "spawn" if default_device(device).type == "cuda" else None
+
+
+def process_pool(workers: int, device: str | torch.device | None = None) -> ProcessPoolExecutor:
+    """Worker processes for independent runs on ``device``."""
+    method = start_method(device)
+    context = multiprocessing.get_context(method) if method else None
+    return ProcessPoolExecutor(max_workers=workers, mp_context=context)
 
 
 @contextmanager

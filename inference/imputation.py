@@ -9,6 +9,8 @@ w~_l = w_l / sum_l' w_l',
 Multiple imputation draws l with probability w~_l and returns x^m_l (sampling importance
 resampling over the pairs, since w_l depends on x^m_l through p(s | x)).
 
+Every function computes on the program's device and returns on the device of ``x``.
+
 Rows are processed in batches and the L samples in chunks, with running log-sum-exp
 accumulators, so memory is bounded for any N and L. On a CPU small blocks (32 rows x 500
 samples) keep the decoder's activations in cache, which is over twice as fast as large
@@ -106,11 +108,12 @@ def impute(program: NotMIWAE, x: torch.Tensor, mask: torch.Tensor, num_samples: 
         if y.numel() != len(x):
             raise ValueError(f"y has {y.numel()} values for {len(x)} rows")
         y = y.reshape(len(x), 1).to(next(program.parameters()).device, x.dtype)
+    home = x.device
     x, mask, x_hat = _by_blocks(
         program, x, mask, num_samples, row_batch, sample_chunk, seed,
         lambda xb, mb, rows, chunk: _snis(program, xb, mb, num_samples, chunk,
                                           VALUES[estimator], None if y is None else y[rows]))
-    return torch.where(mask, x, x_hat)
+    return torch.where(mask, x, x_hat).to(home)
 
 
 @torch.no_grad()
@@ -128,7 +131,7 @@ def predict_target(program: NotMIWAE, x: torch.Tensor, mask: torch.Tensor,
         program, x, mask, num_samples, row_batch, sample_chunk, seed,
         lambda xb, mb, rows, chunk: _snis(program, xb, mb, num_samples, chunk,
                                           VALUES["target"]))
-    return y_hat[:, 0]
+    return y_hat[:, 0].to(x.device)
 
 
 def _snis(program, x, mask, num_samples, chunk, read, y=None) -> torch.Tensor:
@@ -153,10 +156,11 @@ def multiple_impute(program: NotMIWAE, x: torch.Tensor, mask: torch.Tensor, m: i
     """m completed data sets, shape (m, N, D), by sampling importance resampling."""
     if m < 1:
         raise ValueError(f"m must be >= 1, got {m}")
+    home = x.device
     x, mask, draws = _by_blocks(
         program, x, mask, num_samples, row_batch, sample_chunk, seed,
         lambda xb, mb, rows, chunk: _sir(program, xb, mb, m, num_samples, chunk), dim=1)
-    return torch.where(mask, x, draws)
+    return torch.where(mask, x, draws).to(home)
 
 
 def _sir(program, x, mask, m, num_samples, chunk) -> torch.Tensor:

@@ -231,9 +231,9 @@ class NotMIWAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
             raise ValueError(f"{path} is a model checkpoint, not a saved NotMIWAEImputer")
         imputer = cls(**{**blob["imputer_params"], "device": device})
         imputer.model_config_, imputer.program_ = config, program
-        imputer.mean_ = blob["mean"].numpy()
-        imputer.scale_ = blob["scale"].numpy()
-        imputer.history_ = blob["history"].numpy()
+        imputer.mean_ = blob["mean"].cpu().numpy()
+        imputer.scale_ = blob["scale"].cpu().numpy()
+        imputer.history_ = blob["history"].cpu().numpy()
         imputer.n_features_in_ = imputer.model_config_.n_features
         if blob["feature_names"] is not None:
             imputer.feature_names_in_ = np.asarray(blob["feature_names"], dtype=object)

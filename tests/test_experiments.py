@@ -17,7 +17,7 @@ from experiments.mechanisms import mcar, paper_mnar, standardise
 from experiments.metrics import rmse_missing
 from experiments.outputs import check_settings
 from experiments.protocol import RunSpec, group_replicas, run_group, snapshot_path
-from inference import training
+from inference import device, training
 
 # Shapes, missing rates and mean-imputation RMSE from experiments/data/README.md.
 EXPECTED = {"banknote": (1372, 4, 0.257, 1.726), "concrete": (1030, 9, 0.209, 1.847),
@@ -133,7 +133,11 @@ def test_a_stopped_group_resumes_from_its_snapshot(tmp_path, monkeypatch):
     assert [r["rmse"] for r in again] == [r["rmse"] for r in first]
 
 
-def test_parallel_jobs_give_the_same_rows(tmp_path):
+@pytest.mark.parametrize("spawn", [False, True])
+def test_parallel_jobs_give_the_same_rows(tmp_path, monkeypatch, spawn):
+    # spawned workers are what a GPU gets (inference.device.start_method); run them here too
+    if spawn:
+        monkeypatch.setattr(device, "start_method", lambda _device: "spawn")
     common = ["--datasets", "banknote", "--models", "miwae,notmiwae:linear", "--seeds", "1",
               "--iterations", "15", "--impute-samples", "10"]
     uci.main(common + ["--jobs", "1", "--out", str(tmp_path / "a")])
@@ -142,6 +146,11 @@ def test_parallel_jobs_give_the_same_rows(tmp_path):
     b = pd.read_csv(tmp_path / "b" / "runs.csv").sort_values("model").reset_index(drop=True)
     assert np.allclose(a["rmse"], b["rmse"], atol=1e-5)
     assert not (tmp_path / "b" / "snapshots").exists()
+
+
+def test_workers_are_spawned_for_cuda_and_forked_by_default_on_cpu():
+    assert device.start_method("cuda") == "spawn"
+    assert device.start_method("cpu") is None
 
 
 @pytest.mark.parametrize("module", ["experiments.uci", "experiments.bench", "experiments.export",

@@ -21,7 +21,11 @@ floating-point rounding, which over 100,000 steps can carry it to another optimu
   mean |df/dx_j| (central differences, step 0.1, at the complete training features, y
   in standard deviations) over the columns the mechanism hides (the first floor(D/2))
   and over those it keeps; ``slope_hidden_mlp`` / ``slope_kept_mlp``: the same for the
-  MLP trained on the complete features (the experiment's oracle), for scale.
+  MLP trained on the complete features (the experiment's oracle), for scale;
+- ``ess_train`` / ``ess_train_given_y``: Kish's effective sample size of the importance
+  weights, (sum_l w_l)^2 / sum_l w_l^2, as a fraction of L, averaged over the training
+  rows with a missing entry, without and with p(y | x) in the weights: how strongly
+  knowing y concentrates the weights on a few draws of (z, x^m).
 
 MSEs are on y's original scale; RMSEs on the standardised feature scale.
 """
@@ -29,13 +33,15 @@ MSEs are on y's original scale; RMSEs on the standardised feature scale.
 from __future__ import annotations
 
 import argparse
+from concurrent.futures import as_completed
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
 
-from inference.imputation import impute, predict_target
+from inference.device import process_pool
+from inference.imputation import effective_sample_size, impute, predict_target
 from models.program import NotMIWAE
 
 from .metrics import rmse_missing
@@ -56,6 +62,11 @@ def diagnose(name: str, seed: int, iterations: int, samples: int,
     imp_train = impute(program, xt, mt, samples, seed=seed).cpu().numpy()
     imp_train_y = impute(program, xt, mt, samples, seed=seed, y=y_std).cpu().numpy()
 
+    incomplete = ~mt.all(1)
+    ess = {f"ess_train{suffix}": float(
+        effective_sample_size(program, xt, mt, samples, seed=seed, y=given)[incomplete].mean()
+        / samples) for suffix, given in (("", None), ("_given_y", y_std))}
+
     def mse(y_hat_std: np.ndarray, y: np.ndarray) -> float:
         return float(np.mean((y_hat_std * d["y_sd"] + d["y_mean"] - y) ** 2))
 
@@ -75,7 +86,7 @@ def diagnose(name: str, seed: int, iterations: int, samples: int,
             "rmse_train": rmse_missing(d["x_train"], imp_train, d["m_train"]),
             "slope_hidden_f": slope_f[hidden].mean(), "slope_kept_f": slope_f[~hidden].mean(),
             "slope_hidden_mlp": slope_mlp[hidden].mean(),
-            "slope_kept_mlp": slope_mlp[~hidden].mean()}
+            "slope_kept_mlp": slope_mlp[~hidden].mean(), **ess}
 
 
 def _slopes(predict, x: np.ndarray, step: float = 0.1) -> np.ndarray:
@@ -108,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--iterations", type=int, default=100_000)
     parser.add_argument("--impute-samples", type=int, default=10_000)
     parser.add_argument("--split-seed", type=int, default=0)
+    parser.add_argument("--jobs", type=int, default=1, help="data sets run in parallel")
     parser.add_argument("--out", required=True, help="output folder: diagnosis.csv")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
@@ -115,10 +127,14 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     log_command(out, "experiments.joint_diagnosis", argv)
     path = out / "diagnosis.csv"
-    for name in args.datasets.split(","):
-        row = diagnose(name, args.seed, args.iterations, args.impute_samples, args.split_seed)
-        pd.DataFrame([row]).to_csv(path, mode="a", header=not path.exists(), index=False)
-        print(pd.DataFrame([row]).to_string(index=False), flush=True)
+    names = args.datasets.split(",")
+    with process_pool(max(1, min(args.jobs, len(names)))) as pool:
+        futures = [pool.submit(diagnose, name, args.seed, args.iterations,
+                               args.impute_samples, args.split_seed) for name in names]
+        for future in as_completed(futures):
+            row = future.result()
+            pd.DataFrame([row]).to_csv(path, mode="a", header=not path.exists(), index=False)
+            print(pd.DataFrame([row]).to_string(index=False), flush=True)
     return 0
 
 

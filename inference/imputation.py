@@ -102,18 +102,57 @@ def impute(program: NotMIWAE, x: torch.Tensor, mask: torch.Tensor, num_samples: 
     """
     if estimator not in ESTIMATORS:
         raise ValueError(f"estimator must be one of {ESTIMATORS}, got {estimator!r}")
-    if y is not None:
-        if program.regressor is None:
-            raise ValueError("y given, but the program has no target (target=True)")
-        if y.numel() != len(x):
-            raise ValueError(f"y has {y.numel()} values for {len(x)} rows")
-        y = y.reshape(len(x), 1).to(next(program.parameters()).device, x.dtype)
+    y = _known_target(program, y, x)
     home = x.device
     x, mask, x_hat = _by_blocks(
         program, x, mask, num_samples, row_batch, sample_chunk, seed,
         lambda xb, mb, rows, chunk: _snis(program, xb, mb, num_samples, chunk,
                                           VALUES[estimator], None if y is None else y[rows]))
     return torch.where(mask, x, x_hat).to(home)
+
+
+def _known_target(program: NotMIWAE, y: torch.Tensor | None,
+                  x: torch.Tensor) -> torch.Tensor | None:
+    """A known target as an (N, 1) column on the program's device, checked."""
+    if y is None:
+        return None
+    if program.regressor is None:
+        raise ValueError("y given, but the program has no target (target=True)")
+    if y.numel() != len(x):
+        raise ValueError(f"y has {y.numel()} values for {len(x)} rows")
+    return y.reshape(len(x), 1).to(next(program.parameters()).device, x.dtype)
+
+
+@torch.no_grad()
+def effective_sample_size(program: NotMIWAE, x: torch.Tensor, mask: torch.Tensor,
+                          num_samples: int = 10_000, row_batch: int | None = None,
+                          sample_chunk: int | None = None, seed: int | None = None,
+                          y: torch.Tensor | None = None) -> torch.Tensor:
+    """Kish's effective sample size of each row's importance weights, (N,):
+
+        ESS = (sum_l w_l)^2 / sum_l w_l^2,
+
+    from 1 (one sample carries all the weight) to L (equal weights). ``y`` as in
+    :func:`impute`: with it, p(y | x) is in the weights.
+    """
+    y = _known_target(program, y, x)
+    home = x.device
+    *_, out = _by_blocks(
+        program, x, mask, num_samples, row_batch, sample_chunk, seed,
+        lambda xb, mb, rows, chunk: _ess(program, xb, mb, num_samples, chunk,
+                                         None if y is None else y[rows]))
+    return out.to(home)
+
+
+def _ess(program, x, mask, num_samples, chunk, y=None) -> torch.Tensor:
+    """(sum_l w_l)^2 / sum_l w_l^2 with running log-sum-exps over the chunks: (n,)."""
+    log_sum = torch.full((len(x),), -math.inf, device=x.device)
+    log_sum_sq = log_sum.clone()
+    for log_w, _ in _weighted_chunks(program, x, mask, num_samples, chunk,
+                                     lambda trace: None, y):
+        log_sum = torch.logaddexp(log_sum, torch.logsumexp(log_w, 0))
+        log_sum_sq = torch.logaddexp(log_sum_sq, torch.logsumexp(2 * log_w, 0))
+    return torch.exp(2 * log_sum - log_sum_sq)
 
 
 @torch.no_grad()

@@ -6,7 +6,7 @@ import torch
 
 from inference import checks, imputation
 from inference.importance import log_importance_weights
-from inference.imputation import impute, multiple_impute
+from inference.imputation import effective_sample_size, impute, multiple_impute
 from inference.reference import reference_log_weights
 from tests.conftest import toy_data, toy_program
 from tests.test_bound import noise_of
@@ -35,6 +35,32 @@ def test_snis_imputation_matches_hand_written_weights(missing, latent_mask, esti
         value = p_x.loc if estimator == "mean" else p_x.loc + p_x.scale * eps_x
         expected = torch.where(mask, x, (w.unsqueeze(-1) * value).sum(0))
     torch.testing.assert_close(got, expected, rtol=0, atol=1e-9)
+
+
+@pytest.mark.parametrize("missing, latent_mask", [("selfmasking_known", False),
+                                                  ("linear", True)])
+def test_effective_sample_size_matches_hand_written_weights(missing, latent_mask):
+    """ESS = (sum_l w_l)^2 / sum_l w_l^2 of the hand-written weights on the same samples."""
+    program = toy_program(missing, latent_mask=latent_mask)
+    x, mask, _ = toy_data()
+    L = 40
+    got = effective_sample_size(program, x, mask, L, sample_chunk=L, seed=7)
+    pyro.set_rng_seed(7)
+    with torch.no_grad():
+        _, trace = log_importance_weights(program, x, mask, L)
+        w = torch.exp(reference_log_weights(program, x, mask, *noise_of(program, x, trace)))
+    torch.testing.assert_close(got, w.sum(0) ** 2 / (w ** 2).sum(0), rtol=1e-9, atol=0)
+    assert ((got >= 1 - 1e-9) & (got <= L + 1e-9)).all()
+
+
+def test_effective_sample_size_streams_chunks(monkeypatch):
+    g = torch.Generator().manual_seed(0)
+    chunks = [(torch.randn(s, 3, generator=g, dtype=torch.float64) * 4, None)
+              for s in (5, 1, 7)]
+    monkeypatch.setattr(imputation, "_weighted_chunks", lambda *a: iter(chunks))
+    got = imputation._ess(None, torch.zeros(3, 2, dtype=torch.float64), None, 13, 5)
+    w = torch.exp(torch.cat([c[0] for c in chunks]))
+    torch.testing.assert_close(got, w.sum(0) ** 2 / (w ** 2).sum(0))
 
 
 def test_streamed_chunks_equal_one_pass(monkeypatch):

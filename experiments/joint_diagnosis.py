@@ -25,7 +25,8 @@ floating-point rounding, which over 100,000 steps can carry it to another optimu
 - ``ess_train`` / ``ess_train_given_y``: Kish's effective sample size of the importance
   weights, (sum_l w_l)^2 / sum_l w_l^2, as a fraction of L, averaged over the training
   rows with a missing entry, without and with p(y | x) in the weights: how strongly
-  knowing y concentrates the weights on a few draws of (z, x^m).
+  knowing y concentrates the weights on a few draws of (z, x^m); ``ess_k_train`` /
+  ``ess_k_train_given_y``: the same with L = K = 20 draws, as in a training step.
 
 MSEs are on y's original scale; RMSEs on the standardised feature scale.
 """
@@ -42,6 +43,7 @@ import torch
 
 from inference.device import process_pool
 from inference.imputation import effective_sample_size, impute, predict_target
+from inference.training import TrainConfig
 from models.program import NotMIWAE
 
 from .metrics import rmse_missing
@@ -63,9 +65,11 @@ def diagnose(name: str, seed: int, iterations: int, samples: int,
     imp_train_y = impute(program, xt, mt, samples, seed=seed, y=y_std).cpu().numpy()
 
     incomplete = ~mt.all(1)
-    ess = {f"ess_train{suffix}": float(
-        effective_sample_size(program, xt, mt, samples, seed=seed, y=given)[incomplete].mean()
-        / samples) for suffix, given in (("", None), ("_given_y", y_std))}
+    k = TrainConfig().num_particles  # the K of the training bound
+    ess = {f"ess{size}_train{suffix}": float(
+        effective_sample_size(program, xt, mt, n, seed=seed, y=given)[incomplete].mean() / n)
+        for size, n in (("", samples), ("_k", k))
+        for suffix, given in (("", None), ("_given_y", y_std))}
 
     def mse(y_hat_std: np.ndarray, y: np.ndarray) -> float:
         return float(np.mean((y_hat_std * d["y_sd"] + d["y_mean"] - y) ** 2))

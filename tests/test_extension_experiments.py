@@ -98,7 +98,8 @@ def test_joint_diagnosis_takes_one_trained_model_apart(tmp_path):
     assert np.isfinite(values).all()
     # The known target moves the training rows' imputations.
     assert row["rmse_train_given_y"] != row["rmse_train"]
-    assert 0 < row["ess_train_given_y"] <= 1 and 0 < row["ess_train"] <= 1
+    for key in ("ess_train", "ess_train_given_y", "ess_k_train", "ess_k_train_given_y"):
+        assert 0 < row[key] <= 1
     x = np.random.default_rng(0).normal(size=(50, 3))
     slopes = joint_diagnosis._slopes(lambda v: v @ np.array([2.0, -0.5, 0.0]) + v[:, 2] ** 2, x)
     np.testing.assert_allclose(slopes, [2.0, 0.5, 2 * np.abs(x[:, 2]).mean()], rtol=1e-9)

@@ -47,7 +47,7 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def training_ms(x, mask, replicas: int, iterations: int, rounds: int,
+def training_ms(x: torch.Tensor, mask: torch.Tensor, replicas: int, iterations: int, rounds: int,
                 device: torch.device) -> tuple[float, float]:
     """Median ms per replica-iteration: (Pyro program, hand-written reference)."""
     config = config_from_name(MODEL, x.shape[1])
@@ -82,7 +82,7 @@ def training_ms(x, mask, replicas: int, iterations: int, rounds: int,
 
 
 @torch.no_grad()
-def imputation_seconds(x, mask, num_samples: int, device: torch.device,
+def imputation_seconds(x: torch.Tensor, mask: torch.Tensor, num_samples: int, device: torch.device,
                        row_batch: int | None = None, sample_chunk: int | None = None) -> float:
     """Seconds of ``impute`` on all rows with L = ``num_samples``."""
     program = init_program(config_from_name(MODEL, x.shape[1]), [0], device).eval()

@@ -53,7 +53,8 @@ def paired(base: pd.DataFrame, other: pd.DataFrame, labels: tuple[str, str],
     return pd.DataFrame(rows)
 
 
-def relative_change(diff, lower: float, upper: float, base_mean: float) -> dict:
+def relative_change(diff: np.ndarray | Sequence[float], lower: float, upper: float,
+                    base_mean: float) -> dict:
     """100 * (mean difference, and its interval's bounds) / |mean of the base values|."""
     scale = 100 / abs(base_mean)
     return {"relative_change_percent": scale * np.mean(diff),

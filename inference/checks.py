@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import pandas as pd
@@ -205,7 +206,7 @@ def plot_imputed_vs_true(truth: np.ndarray, imputed: np.ndarray, mask: np.ndarra
     _save(plt, fig, axes, len(names), path)
 
 
-def pyplot():
+def pyplot() -> ModuleType:
     """matplotlib.pyplot on the file-only Agg backend (no display needed)."""
     import matplotlib
 

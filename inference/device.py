@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 
@@ -30,7 +31,7 @@ def process_pool(workers: int, device: str | torch.device | None = None) -> Proc
 
 
 @contextmanager
-def flush_denormals():
+def flush_denormals() -> Iterator[None]:
     """Treat denormal floats as zero on the CPU while inside (TensorFlow's default too).
 
     Tiny importance weights and mixture responsibilities produce denormals, which the

@@ -15,12 +15,16 @@ import hashlib
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from torch import nn
 
 from models.registry import ModelConfig
+
+if TYPE_CHECKING:  # training imports this module
+    from .training import TrainConfig
 
 FORMAT = 2
 
@@ -98,7 +102,7 @@ def fingerprint(*tensors: torch.Tensor | None) -> str:
     return digest.hexdigest()
 
 
-def identity(model_config: ModelConfig, train_config, replicas: int, data: str,
+def identity(model_config: ModelConfig, train_config: TrainConfig, replicas: int, data: str,
              device: torch.device) -> dict:
     """What a snapshot must match to be resumed: everything but the iteration count
     (a longer run of the same settings continues a shorter one's exact stream).

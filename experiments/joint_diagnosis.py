@@ -34,38 +34,39 @@ MSEs are on y's original scale; RMSEs on the standardised feature scale.
 from __future__ import annotations
 
 import argparse
-from concurrent.futures import as_completed
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
 
-from inference.device import process_pool
+from inference.device import process_pool, program_device
 from inference.imputation import effective_sample_size, impute, predict_target
-from inference.training import TrainConfig
 from models.program import NotMIWAE
 
 from .metrics import rmse_missing
 from .outputs import log_command
-from .supervised import _mlp, _tensors, fit_generative, split, standardised_target
+from .supervised import _in_worker, _mlp, _tensors, fit_generative, split, standardised_target
 
 
 def diagnose(name: str, seed: int, iterations: int, samples: int,
              split_seed: int = 0) -> dict:
     """Train the joint model for one seed and return the quantities listed above."""
+    if _in_worker():
+        torch.set_num_threads(1)
     d = split(name, split_seed)
     xt, mt = _tensors(d["x_train"], d["m_train"])
     xe, me = _tensors(d["x_test"], d["m_test"])
     y_std = standardised_target(d)
-    program = fit_generative(d, True, [seed], iterations).program
+    result = fit_generative(d, True, [seed], iterations)
+    program = result.program
     pred = predict_target(program, xe, me, samples, seed=seed).cpu().numpy()
     imp_test = impute(program, xe, me, samples, seed=seed)
     imp_train = impute(program, xt, mt, samples, seed=seed).cpu().numpy()
     imp_train_y = impute(program, xt, mt, samples, seed=seed, y=y_std).cpu().numpy()
 
     incomplete = ~mt.all(1)
-    k = TrainConfig().num_particles  # the K of the training bound
+    k = result.train_config.num_particles  # the K of the training bound
     ess = {f"ess{size}_train{suffix}": float(
         effective_sample_size(program, xt, mt, n, seed=seed, y=given)[incomplete].mean() / n)
         for size, n in (("", samples), ("_k", k))
@@ -85,7 +86,8 @@ def diagnose(name: str, seed: int, iterations: int, samples: int,
             "mse_f_imputed": mse(_f(program, imp_test), d["y_test"]),
             "mse_f_complete_train": mse(_f(program, d["x_train"]), d["y_train"]),
             "var_y_test": float(np.var(d["y_test"])),
-            "sigma": float(program.regressor(xt[:1].to(_device(program))).scale[0, 0].detach()),
+            "sigma": float(program.regressor(xt[:1].to(program_device(program))).scale[0, 0]
+                           .detach()),
             "rmse_train_given_y": rmse_missing(d["x_train"], imp_train_y, d["m_train"]),
             "rmse_train": rmse_missing(d["x_train"], imp_train, d["m_train"]),
             "slope_hidden_f": slope_f[hidden].mean(), "slope_kept_f": slope_f[~hidden].mean(),
@@ -103,14 +105,10 @@ def _slopes(predict, x: np.ndarray, step: float = 0.1) -> np.ndarray:
     return out
 
 
-def _device(program: NotMIWAE) -> torch.device:
-    return next(program.parameters()).device
-
-
 @torch.no_grad()
 def _f(program: NotMIWAE, x) -> np.ndarray:
     """f_psi(x), the regressor's mean, on the standardised y scale: (N,)."""
-    x = torch.as_tensor(np.asarray(x), dtype=torch.float32, device=_device(program))
+    x = torch.as_tensor(np.asarray(x), dtype=torch.float32, device=program_device(program))
     return program.regressor(x).mean[:, 0].cpu().numpy()
 
 
@@ -131,15 +129,22 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     log_command(out, "experiments.joint_diagnosis", argv)
     path = out / "diagnosis.csv"
-    names = args.datasets.split(",")
-    with process_pool(max(1, min(args.jobs, len(names)))) as pool:
-        futures = [pool.submit(diagnose, name, args.seed, args.iterations,
-                               args.impute_samples, args.split_seed) for name in names]
-        for future in as_completed(futures):
-            row = future.result()
-            pd.DataFrame([row]).to_csv(path, mode="a", header=not path.exists(), index=False)
-            print(pd.DataFrame([row]).to_string(index=False), flush=True)
+    jobs = [(name, args.seed, args.iterations, args.impute_samples, args.split_seed)
+            for name in args.datasets.split(",")]
+    if args.jobs > 1 and len(jobs) > 1:
+        with process_pool(min(args.jobs, len(jobs))) as pool:
+            rows = (f.result() for f in [pool.submit(diagnose, *job) for job in jobs])
+            _write(path, rows)
+    else:
+        _write(path, (diagnose(*job) for job in jobs))
     return 0
+
+
+def _write(path: Path, rows) -> None:
+    """Append each row to the CSV (in the order of --datasets) as it becomes available."""
+    for row in rows:
+        pd.DataFrame([row]).to_csv(path, mode="a", header=not path.exists(), index=False)
+        print(pd.DataFrame([row]).to_string(index=False), flush=True)
 
 
 if __name__ == "__main__":

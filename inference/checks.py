@@ -23,6 +23,7 @@ from pyro.infer import Predictive
 
 from models.program import NotMIWAE
 
+from .device import program_device
 from .importance import log_importance_weights
 
 
@@ -33,7 +34,7 @@ def replicate(program: NotMIWAE, x: torch.Tensor, mask: torch.Tensor, num_replic
     """Replicated data and masks, each (num_replicates, N, D); mask True = observed."""
     if seed is not None:
         pyro.set_rng_seed(seed)
-    device = next(program.parameters()).device
+    device = program_device(program)
     x, mask = x.to(device), mask.to(device)
     xs, ss = [], []
     with pyro.validation_enabled(False):
@@ -148,7 +149,7 @@ def plot_missingness_curves(program: NotMIWAE, names: list[str], path: str | Pat
     plt = pyplot()
     grid = np.linspace(-3, 3, 121) if grid is None else grid
     d = len(names)
-    device = next(program.parameters()).device
+    device = program_device(program)
     fig, axes = _grid(plt, d)
     z_mask = None  # one set of z_mask draws for every feature's curve
     if program.latent_mask is not None:

@@ -1,4 +1,5 @@
-"""Where tensors live: the GPU when there is one, the CPU otherwise."""
+"""Where tensors live (the GPU when there is one, the CPU otherwise) and how worker
+processes start for them."""
 
 from __future__ import annotations
 
@@ -17,9 +18,14 @@ def default_device(device: str | torch.device | None = None) -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+def program_device(program: torch.nn.Module) -> torch.device:
+    """The device a program's parameters are on."""
+    return next(program.parameters()).device
+
+
 def start_method(device: str | torch.device | None = None) -> str | None:
     """How worker processes start: ``spawn`` for CUDA (a forked child cannot use CUDA
-    once its parent has), else None, the platform's default."""
+    once its parent has), else None: the platform's default method."""
     return "spawn" if default_device(device).type == "cuda" else None
 
 

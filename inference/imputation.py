@@ -27,7 +27,7 @@ import torch
 
 from models.program import NotMIWAE
 
-from .device import flush_denormals
+from .device import flush_denormals, program_device
 from .importance import log_importance_weights
 
 ESTIMATORS = ("mean", "sample")
@@ -66,19 +66,20 @@ def _check(program: NotMIWAE, x: torch.Tensor, mask: torch.Tensor, num_samples: 
         raise ValueError(f"num_samples must be >= 1, got {num_samples}")
     if torch.isnan(x).any():
         raise ValueError("x holds NaN: set missing entries to 0 and mark them in mask")
-    device = next(program.parameters()).device
+    device = program_device(program)
     return x.to(device), mask.to(device, torch.bool)
 
 
 def _by_blocks(program: NotMIWAE, x: torch.Tensor, mask: torch.Tensor, num_samples: int,
                row_batch: int | None, sample_chunk: int | None, seed: int | None,
                estimate: Callable[[torch.Tensor, torch.Tensor, slice, int], torch.Tensor],
-               dim: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+               dim: int = 0, fill: bool = False) -> torch.Tensor:
     """The steps every estimator shares: check the input, seed (``pyro.set_rng_seed``),
     then ``estimate(x[rows], mask[rows], rows, sample_chunk)`` per block of rows (``rows``
     a slice, for slicing other per-row inputs), with validation off and denormals
-    flushed, concatenated along ``dim``. Returns x and mask (on the
-    program's device) and the estimates."""
+    flushed, concatenated along ``dim``. With ``fill``, the estimates replace only the
+    missing entries of x. Returned on the device of the input x."""
+    home = x.device
     x, mask = _check(program, x, mask, num_samples)
     row_batch, sample_chunk = block_sizes(x.device, row_batch, sample_chunk)
     if seed is not None:
@@ -87,7 +88,8 @@ def _by_blocks(program: NotMIWAE, x: torch.Tensor, mask: torch.Tensor, num_sampl
         parts = [estimate(x[rows], mask[rows], rows, sample_chunk)
                  for rows in (slice(start, start + row_batch)
                               for start in range(0, len(x), row_batch))]
-    return x, mask, torch.cat(parts, dim)
+    out = torch.cat(parts, dim)
+    return (torch.where(mask, x, out) if fill else out).to(home)
 
 
 @torch.no_grad()
@@ -103,12 +105,11 @@ def impute(program: NotMIWAE, x: torch.Tensor, mask: torch.Tensor, num_samples: 
     if estimator not in ESTIMATORS:
         raise ValueError(f"estimator must be one of {ESTIMATORS}, got {estimator!r}")
     y = _known_target(program, y, x)
-    home = x.device
-    x, mask, x_hat = _by_blocks(
+    return _by_blocks(
         program, x, mask, num_samples, row_batch, sample_chunk, seed,
         lambda xb, mb, rows, chunk: _snis(program, xb, mb, num_samples, chunk,
-                                          VALUES[estimator], None if y is None else y[rows]))
-    return torch.where(mask, x, x_hat).to(home)
+                                          VALUES[estimator], None if y is None else y[rows]),
+        fill=True)
 
 
 def _known_target(program: NotMIWAE, y: torch.Tensor | None,
@@ -120,7 +121,7 @@ def _known_target(program: NotMIWAE, y: torch.Tensor | None,
         raise ValueError("y given, but the program has no target (target=True)")
     if y.numel() != len(x):
         raise ValueError(f"y has {y.numel()} values for {len(x)} rows")
-    return y.reshape(len(x), 1).to(next(program.parameters()).device, x.dtype)
+    return y.reshape(len(x), 1).to(program_device(program), x.dtype)
 
 
 @torch.no_grad()
@@ -136,15 +137,14 @@ def effective_sample_size(program: NotMIWAE, x: torch.Tensor, mask: torch.Tensor
     :func:`impute`: with it, p(y | x) is in the weights.
     """
     y = _known_target(program, y, x)
-    home = x.device
-    *_, out = _by_blocks(
+    return _by_blocks(
         program, x, mask, num_samples, row_batch, sample_chunk, seed,
         lambda xb, mb, rows, chunk: _ess(program, xb, mb, num_samples, chunk,
                                          None if y is None else y[rows]))
-    return out.to(home)
 
 
-def _ess(program, x, mask, num_samples, chunk, y=None) -> torch.Tensor:
+def _ess(program: NotMIWAE, x: torch.Tensor, mask: torch.Tensor, num_samples: int,
+         chunk: int, y: torch.Tensor | None = None) -> torch.Tensor:
     """(sum_l w_l)^2 / sum_l w_l^2 with running log-sum-exps over the chunks: (n,)."""
     log_sum = torch.full((len(x),), -math.inf, device=x.device)
     log_sum_sq = log_sum.clone()
@@ -166,11 +166,11 @@ def predict_target(program: NotMIWAE, x: torch.Tensor, mask: torch.Tensor,
     """
     if program.regressor is None:
         raise ValueError("the program has no target: build it with target=True")
-    *_, y_hat = _by_blocks(
+    y_hat = _by_blocks(
         program, x, mask, num_samples, row_batch, sample_chunk, seed,
         lambda xb, mb, rows, chunk: _snis(program, xb, mb, num_samples, chunk,
                                           VALUES["target"]))
-    return y_hat[:, 0].to(x.device)
+    return y_hat[:, 0]
 
 
 def _snis(program, x, mask, num_samples, chunk, read, y=None) -> torch.Tensor:
@@ -195,11 +195,10 @@ def multiple_impute(program: NotMIWAE, x: torch.Tensor, mask: torch.Tensor, m: i
     """m completed data sets, shape (m, N, D), by sampling importance resampling."""
     if m < 1:
         raise ValueError(f"m must be >= 1, got {m}")
-    home = x.device
-    x, mask, draws = _by_blocks(
+    return _by_blocks(
         program, x, mask, num_samples, row_batch, sample_chunk, seed,
-        lambda xb, mb, rows, chunk: _sir(program, xb, mb, m, num_samples, chunk), dim=1)
-    return torch.where(mask, x, draws).to(home)
+        lambda xb, mb, rows, chunk: _sir(program, xb, mb, m, num_samples, chunk),
+        dim=1, fill=True)
 
 
 def _sir(program, x, mask, m, num_samples, chunk) -> torch.Tensor:

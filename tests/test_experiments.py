@@ -148,7 +148,7 @@ def test_parallel_jobs_give_the_same_rows(tmp_path, monkeypatch, spawn):
     assert not (tmp_path / "b" / "snapshots").exists()
 
 
-def test_workers_are_spawned_for_cuda_and_forked_by_default_on_cpu():
+def test_workers_are_spawned_for_cuda_and_start_by_the_platform_default_on_cpu():
     assert device.start_method("cuda") == "spawn"
     assert device.start_method("cpu") is None
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from inference.importance import iw_bound, log_importance_weights
-from inference.imputation import impute, predict_target
+from inference.imputation import effective_sample_size, impute, predict_target
 from inference.reference import reference_log_weights
 from inference.training import TrainConfig, fit
 from models import ModelConfig, build_model
@@ -86,6 +86,28 @@ def test_imputation_given_a_known_target_weights_by_p_y():
     assert not torch.allclose(got, without)  # y does move the weights
     with pytest.raises(ValueError, match="3 values for 9 rows"):
         impute(program, x, mask, L, y=y[:3])
+
+
+def test_effective_sample_size_given_a_known_target_in_row_blocks():
+    """ESS with p(y | x^o, x^m_l) in the weights, rows in blocks of 4 (y sliced with them),
+    against the hand-written weights of the same draws, block by block."""
+    program = supervised_program()
+    x, mask, _ = toy_data()
+    y = torch.randn(len(x), dtype=torch.float64)
+    L = 30
+    got = effective_sample_size(program, x, mask, L, row_batch=4, sample_chunk=L, seed=6, y=y)
+    pyro.set_rng_seed(6)
+    expected = []
+    with torch.no_grad():
+        for rows in (slice(0, 4), slice(4, 8), slice(8, 9)):
+            xb, mb, yb = x[rows], mask[rows], y[rows, None]
+            _, trace = log_importance_weights(program, xb, mb, L, y=yb)
+            w = torch.exp(reference_log_weights(program, xb, mb, *noise_of(program, xb, trace),
+                                                y=yb))
+            expected.append(w.sum(0) ** 2 / (w ** 2).sum(0))
+    torch.testing.assert_close(got, torch.cat(expected), rtol=1e-9, atol=0)
+    without = effective_sample_size(program, x, mask, L, row_batch=4, sample_chunk=L, seed=6)
+    assert not torch.allclose(got, without)
 
 
 def test_joint_training_fits_y_and_needs_it():

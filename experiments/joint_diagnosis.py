@@ -46,14 +46,12 @@ from models.program import NotMIWAE
 
 from .metrics import rmse_missing
 from .outputs import log_command
-from .supervised import _in_worker, _mlp, _tensors, fit_generative, split, standardised_target
+from .supervised import _mlp, _tensors, fit_generative, split, standardised_target
 
 
 def diagnose(name: str, seed: int, iterations: int, samples: int,
              split_seed: int = 0) -> dict:
     """Train the joint model for one seed and return the quantities listed above."""
-    if _in_worker():
-        torch.set_num_threads(1)
     d = split(name, split_seed)
     xt, mt = _tensors(d["x_train"], d["m_train"])
     xe, me = _tensors(d["x_test"], d["m_test"])

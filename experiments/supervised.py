@@ -96,8 +96,6 @@ def fit_generative(d: dict, target: bool, seeds: list[int], iterations: int,
 def run_dataset(name: str, seeds: list[int], iterations: int, samples: int,
                 split_seed: int = 0, device: str | None = None) -> list[dict]:
     """All methods for one data set and split; the generative models' seeds as replicas."""
-    if _in_worker():
-        torch.set_num_threads(1)
     d = split(name, split_seed)
     xt, mt = _tensors(d["x_train"], d["m_train"])
     xe, me = _tensors(d["x_test"], d["m_test"])
@@ -124,12 +122,6 @@ def run_dataset(name: str, seeds: list[int], iterations: int, samples: int,
         pred = _mlp(seed).fit(d["x_train"], d["y_train"]).predict(d["x_test"])
         rows.append(_row(name, seed, "oracle", d, pred, None, None, 0.0))
     return rows
-
-
-def _in_worker() -> bool:
-    import multiprocessing
-
-    return multiprocessing.current_process().name != "MainProcess"
 
 
 def _row(name, seed, method, d, pred, imp_train, imp_test, seconds) -> dict:

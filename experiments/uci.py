@@ -80,13 +80,6 @@ def _split(text: str) -> list[str]:
     return [part.strip() for part in text.split(",") if part.strip()]
 
 
-def _run_in_worker(group: list[RunSpec], device: str | None, snapshots: Path) -> list[dict]:
-    import torch
-
-    torch.set_num_threads(1)
-    return run_group(group, device, snapshots=snapshots)
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run every (data set, model, seed) not yet in OUT/runs.csv, then write the table."""
     args = parse_args(argv)
@@ -147,7 +140,7 @@ def _execute(todo: list[RunSpec], args, runs_path: Path) -> list[dict]:
                                     snapshots=snapshots))
     else:
         with process_pool(jobs, args.device) as pool:
-            futures = {pool.submit(_run_in_worker, group, args.device, snapshots): group
+            futures = {pool.submit(run_group, group, args.device, snapshots=snapshots): group
                        for group in groups}
             for future in as_completed(futures):
                 record(futures[future], future.result())

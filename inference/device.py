@@ -30,10 +30,12 @@ def start_method(device: str | torch.device | None = None) -> str | None:
 
 
 def process_pool(workers: int, device: str | torch.device | None = None) -> ProcessPoolExecutor:
-    """Worker processes for independent runs on ``device``."""
+    """Worker processes for independent runs on ``device``, one PyTorch thread each (the
+    workers share the cores)."""
     method = start_method(device)
     context = multiprocessing.get_context(method) if method else None
-    return ProcessPoolExecutor(max_workers=workers, mp_context=context)
+    return ProcessPoolExecutor(max_workers=workers, mp_context=context,
+                               initializer=torch.set_num_threads, initargs=(1,))
 
 
 @contextmanager

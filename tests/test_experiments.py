@@ -153,6 +153,11 @@ def test_workers_are_spawned_for_cuda_and_start_by_the_platform_default_on_cpu()
     assert device.start_method("cpu") is None
 
 
+def test_pool_workers_run_one_pytorch_thread_each():
+    with device.process_pool(1, "cpu") as pool:
+        assert pool.submit(torch.get_num_threads).result() == 1
+
+
 @pytest.mark.parametrize("module", ["experiments.uci", "experiments.bench", "experiments.export",
                                     "experiments.masked", "experiments.supervised",
                                     "experiments.compare",

@@ -26,7 +26,15 @@ floating-point rounding, which over 100,000 steps can carry it to another optimu
   weights, (sum_l w_l)^2 / sum_l w_l^2, as a fraction of L, averaged over the training
   rows with a missing entry, without and with p(y | x) in the weights: how strongly
   knowing y concentrates the weights on a few draws of (z, x^m); ``ess_k_train`` /
-  ``ess_k_train_given_y``: the same with L = K = 20 draws, as in a training step.
+  ``ess_k_train_given_y``: the same with L = K = 20 draws, as in a training step;
+- ``overlap_train`` / ``overlap_k_train``: sum_l min(w~_l, w~^y_l), how much of the
+  weight stays on the same draws when p(y | x) enters (1: y moves nothing), averaged over
+  the same rows, with L and with K draws;
+- ``mse_joint_train``, ``mse_f_imputed_train``, ``mse_f_imputed_train_given_y``: the
+  training rows' counterparts of ``mse_joint`` and ``mse_f_imputed`` (imputations without
+  y, and with y in the weights, the draws training fits); ``mse_mlp_complete_train`` /
+  ``mse_mlp_complete``: the complete-data MLP on its training rows / the test rows, for
+  scale (how far the training rows' error may fall below the test rows').
 
 MSEs are on y's original scale; RMSEs on the standardised feature scale.
 """
@@ -41,7 +49,7 @@ import pandas as pd
 import torch
 
 from inference.device import process_pool, program_device
-from inference.imputation import effective_sample_size, impute, predict_target
+from inference.imputation import effective_sample_size, impute, predict_target, weight_overlap
 from models.program import NotMIWAE
 
 from .metrics import rmse_missing
@@ -69,6 +77,10 @@ def diagnose(name: str, seed: int, iterations: int, samples: int,
         effective_sample_size(program, xt, mt, n, seed=seed, y=given)[incomplete].mean() / n)
         for size, n in (("", samples), ("_k", k))
         for suffix, given in (("", None), ("_given_y", y_std))}
+    overlap = {f"overlap{size}_train": float(
+        weight_overlap(program, xt, mt, y_std, n, seed=seed)[incomplete].mean())
+        for size, n in (("", samples), ("_k", k))}
+    pred_train = predict_target(program, xt, mt, samples, seed=seed).cpu().numpy()
 
     def mse(y_hat_std: np.ndarray, y: np.ndarray) -> float:
         return float(np.mean((y_hat_std * d["y_sd"] + d["y_mean"] - y) ** 2))
@@ -83,6 +95,12 @@ def diagnose(name: str, seed: int, iterations: int, samples: int,
             "mse_f_complete": mse(_f(program, d["x_test"]), d["y_test"]),
             "mse_f_imputed": mse(_f(program, imp_test), d["y_test"]),
             "mse_f_complete_train": mse(_f(program, d["x_train"]), d["y_train"]),
+            "mse_joint_train": mse(pred_train, d["y_train"]),
+            "mse_f_imputed_train": mse(_f(program, imp_train), d["y_train"]),
+            "mse_f_imputed_train_given_y": mse(_f(program, imp_train_y), d["y_train"]),
+            "mse_mlp_complete_train": float(np.mean((mlp.predict(d["x_train"])
+                                                     - d["y_train"]) ** 2)),
+            "mse_mlp_complete": float(np.mean((mlp.predict(d["x_test"]) - d["y_test"]) ** 2)),
             "var_y_test": float(np.var(d["y_test"])),
             "sigma": float(program.regressor(xt[:1].to(program_device(program))).scale[0, 0]
                            .detach()),
@@ -90,7 +108,7 @@ def diagnose(name: str, seed: int, iterations: int, samples: int,
             "rmse_train": rmse_missing(d["x_train"], imp_train, d["m_train"]),
             "slope_hidden_f": slope_f[hidden].mean(), "slope_kept_f": slope_f[~hidden].mean(),
             "slope_hidden_mlp": slope_mlp[hidden].mean(),
-            "slope_kept_mlp": slope_mlp[~hidden].mean(), **ess}
+            "slope_kept_mlp": slope_mlp[~hidden].mean(), **ess, **overlap}
 
 
 def _slopes(predict, x: np.ndarray, step: float = 0.1) -> np.ndarray:

@@ -156,6 +156,34 @@ def _ess(program: NotMIWAE, x: torch.Tensor, mask: torch.Tensor, num_samples: in
 
 
 @torch.no_grad()
+def weight_overlap(program: NotMIWAE, x: torch.Tensor, mask: torch.Tensor, y: torch.Tensor,
+                   num_samples: int = 10_000, row_batch: int | None = None,
+                   sample_chunk: int | None = None, seed: int | None = None) -> torch.Tensor:
+    """How much of each row's weight stays where it was when a known y enters, (N,):
+
+        overlap = sum_l min(w~_l, w~^y_l),   w^y_l = w_l p(y | x^o, x^m_l),
+
+    on the same L draws (1 - the total-variation distance of the two weightings): 1 when y
+    leaves the normalised weights unchanged, 0 when it moves them onto other draws.
+    """
+    y = _known_target(program, y, x)
+    return _by_blocks(
+        program, x, mask, num_samples, row_batch, sample_chunk, seed,
+        lambda xb, mb, rows, chunk: _overlap(program, xb, mb, num_samples, chunk, y[rows]))
+
+
+def _overlap(program, x, mask, num_samples, chunk, y) -> torch.Tensor:
+    """All L log-weights of a block of rows, without and with log p(y | x^o, x^m_l): (n,)."""
+    def log_p_y(trace):  # log p(y | x^o, x^m_l), (L_c, n); y is latent in these traces
+        return trace.nodes["y"]["fn"].log_prob(y).sum(-1)
+
+    chunks = list(_weighted_chunks(program, x, mask, num_samples, chunk, log_p_y))
+    log_w = torch.cat([log_w for log_w, _ in chunks])
+    log_w_y = log_w + torch.cat([p for _, p in chunks])
+    return torch.minimum(torch.softmax(log_w, 0), torch.softmax(log_w_y, 0)).sum(0)
+
+
+@torch.no_grad()
 def predict_target(program: NotMIWAE, x: torch.Tensor, mask: torch.Tensor,
                    num_samples: int = 10_000, row_batch: int | None = None,
                    sample_chunk: int | None = None, seed: int | None = None) -> torch.Tensor:

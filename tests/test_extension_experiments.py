@@ -94,12 +94,17 @@ def test_joint_diagnosis_takes_one_trained_model_apart(tmp_path):
     row = joint_diagnosis.diagnose("concrete", seed=0, iterations=20, samples=20)
     assert row["dataset"] == "concrete" and row["sigma"] > 0
     values = [row[k] for k in ("mse_joint", "mse_f_complete", "mse_f_imputed",
-                               "mse_f_complete_train", "rmse_train_given_y", "rmse_train")]
+                               "mse_f_complete_train", "rmse_train_given_y", "rmse_train",
+                               "mse_joint_train", "mse_f_imputed_train",
+                               "mse_f_imputed_train_given_y", "mse_mlp_complete_train",
+                               "mse_mlp_complete")]
     assert np.isfinite(values).all()
     # The known target moves the training rows' imputations.
     assert row["rmse_train_given_y"] != row["rmse_train"]
-    for key in ("ess_train", "ess_train_given_y", "ess_k_train", "ess_k_train_given_y"):
+    for key in ("ess_train", "ess_train_given_y", "ess_k_train", "ess_k_train_given_y",
+                "overlap_train", "overlap_k_train"):
         assert 0 < row[key] <= 1
+    assert row["overlap_train"] < 1  # y moves some weight
     x = np.random.default_rng(0).normal(size=(50, 3))
     slopes = joint_diagnosis._slopes(lambda v: v @ np.array([2.0, -0.5, 0.0]) + v[:, 2] ** 2, x)
     np.testing.assert_allclose(slopes, [2.0, 0.5, 2 * np.abs(x[:, 2]).mean()], rtol=1e-9)

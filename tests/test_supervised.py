@@ -7,7 +7,12 @@ import pytest
 import torch
 
 from inference.importance import iw_bound, log_importance_weights
-from inference.imputation import effective_sample_size, impute, predict_target
+from inference.imputation import (
+    effective_sample_size,
+    impute,
+    predict_target,
+    weight_overlap,
+)
 from inference.reference import reference_log_weights
 from inference.training import TrainConfig, fit
 from models import ModelConfig, build_model
@@ -108,6 +113,36 @@ def test_effective_sample_size_given_a_known_target_in_row_blocks():
     torch.testing.assert_close(got, torch.cat(expected), rtol=1e-9, atol=0)
     without = effective_sample_size(program, x, mask, L, row_batch=4, sample_chunk=L, seed=6)
     assert not torch.allclose(got, without)
+
+
+def test_weight_overlap_matches_hand_written_weights_of_the_same_draws():
+    """sum_l min(w~_l, w~^y_l) over the same L draws, rows in blocks of 4 and samples in
+    chunks of 7 (so the normalisers span chunks), against the hand-written weights."""
+    program = supervised_program()
+    x, mask, _ = toy_data()
+    y = torch.randn(len(x), dtype=torch.float64)
+    L = 30
+    got = weight_overlap(program, x, mask, y, L, row_batch=4, sample_chunk=7, seed=8)
+    pyro.set_rng_seed(8)
+    expected = []
+    with torch.no_grad():
+        for rows in (slice(0, 4), slice(4, 8), slice(8, 9)):
+            xb, mb, yb = x[rows], mask[rows], y[rows, None]
+            traces = [log_importance_weights(program, xb, mb, size)[1]
+                      for size in (7, 7, 7, 7, 2)]
+            eps = [None if e[0] is None else torch.cat(e)  # eps_mask is None: no z_mask
+                   for e in zip(*(noise_of(program, xb, t) for t in traces), strict=True)]
+            w = torch.softmax(reference_log_weights(program, xb, mb, *eps), 0)
+            w_y = torch.softmax(reference_log_weights(program, xb, mb, *eps, y=yb), 0)
+            expected.append(torch.minimum(w, w_y).sum(0))
+    torch.testing.assert_close(got, torch.cat(expected), rtol=0, atol=1e-9)
+    incomplete = ~mask.all(1)  # a complete row has one f(x) for every draw: overlap 1
+    assert (got[incomplete] < 1 - 1e-3).all() and (got[incomplete] > 0).all()
+    torch.testing.assert_close(got[~incomplete], torch.ones_like(got[~incomplete]))
+    flat = weight_overlap(program, x, mask, y, L, seed=8)
+    program.regressor.raw_scale.data.fill_(1e3)  # a flat p(y | x): y moves nothing
+    torch.testing.assert_close(weight_overlap(program, x, mask, y, L, seed=8),
+                               torch.ones_like(flat), rtol=0, atol=1e-3)
 
 
 def test_joint_training_fits_y_and_needs_it():

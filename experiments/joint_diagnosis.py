@@ -14,9 +14,8 @@ floating-point rounding, which over 100,000 steps can carry it to another optimu
 - ``mse_f_imputed``: f_psi at the model's own imputations of the test rows;
 - ``mse_f_complete_train``: f_psi at the complete training features;
 - ``sigma``: the learned scale of p(y | x), in standard deviations of y;
-- ``rmse_train_given_y`` / ``rmse_train``: imputation RMSE of the training rows with
-  p(y | x) in the weights (E[x^m | x^o, s, y], what training fits) and without it
-  (E[x^m | x^o, s], what prediction works from);
+- ``rmse_train_given_y`` / ``rmse_train``: imputation RMSE of the training rows (the
+  paper's "mean" estimator) with p(y | x) in the weights and without it;
 - ``slope_hidden_f`` / ``slope_kept_f``: how steeply f_psi changes with the features,
   mean |df/dx_j| (central differences, step 0.1, at the complete training features, y
   in standard deviations) over the columns the mechanism hides (the first floor(D/2))
@@ -30,11 +29,16 @@ floating-point rounding, which over 100,000 steps can carry it to another optimu
 - ``overlap_train`` / ``overlap_k_train``: sum_l min(w~_l, w~^y_l), how much of the
   weight stays on the same draws when p(y | x) enters (1: y moves nothing), averaged over
   the same rows, with L and with K draws;
-- ``mse_joint_train``, ``mse_f_imputed_train``, ``mse_f_imputed_train_given_y``: the
-  training rows' counterparts of ``mse_joint`` and ``mse_f_imputed`` (imputations without
-  y, and with y in the weights, the draws training fits); ``mse_mlp_complete_train`` /
-  ``mse_mlp_complete``: the complete-data MLP on its training rows / the test rows, for
-  scale (how far the training rows' error may fall below the test rows').
+- ``mse_joint_train``, ``mse_f_imputed_train``: the training rows' counterparts of
+  ``mse_joint`` and ``mse_f_imputed``; ``mse_joint_train_given_y``: the same with
+  p(y | x) in the weights, E[f(x^o, x^m) | x^o, s, y] = sum_l w~^y_l f(x^o, x^m_l): how
+  well the draws that y favours fit it (what training rewards); ``mse_mlp_complete_train``
+  / ``mse_mlp_complete``: the complete-data MLP on its training rows / the test rows, for
+  scale (how far the training rows' error may fall below the test rows');
+- ``rmse_train_sample_given_y`` / ``rmse_train_sample``: as ``rmse_train_given_y`` /
+  ``rmse_train`` with the "sample" estimator, sum_l w~_l x^m_l, which sees y through the
+  draws x^m_l themselves (the "mean" estimator averages decoder means E[x^m | z_l] and sees
+  y only through the z_l it favours).
 
 MSEs are on y's original scale; RMSEs on the standardised feature scale.
 """
@@ -67,7 +71,7 @@ def diagnose(name: str, seed: int, iterations: int, samples: int,
     result = fit_generative(d, True, [seed], iterations)
     program = result.program
     pred = predict_target(program, xe, me, samples, seed=seed).cpu().numpy()
-    imp_test = impute(program, xe, me, samples, seed=seed)
+    imp_test = impute(program, xe, me, samples, seed=seed).cpu().numpy()
     imp_train = impute(program, xt, mt, samples, seed=seed).cpu().numpy()
     imp_train_y = impute(program, xt, mt, samples, seed=seed, y=y_std).cpu().numpy()
 
@@ -80,7 +84,10 @@ def diagnose(name: str, seed: int, iterations: int, samples: int,
     overlap = {f"overlap{size}_train": float(
         weight_overlap(program, xt, mt, y_std, n, seed=seed)[incomplete].mean())
         for size, n in (("", samples), ("_k", k))}
-    pred_train = predict_target(program, xt, mt, samples, seed=seed).cpu().numpy()
+    pred_train, pred_train_y = (predict_target(program, xt, mt, samples, seed=seed, y=given)
+                                .cpu().numpy() for given in (None, y_std))
+    imp_sample, imp_sample_y = (impute(program, xt, mt, samples, "sample", seed=seed, y=given)
+                                .cpu().numpy() for given in (None, y_std))
 
     def mse(y_hat_std: np.ndarray, y: np.ndarray) -> float:
         return float(np.mean((y_hat_std * d["y_sd"] + d["y_mean"] - y) ** 2))
@@ -97,7 +104,7 @@ def diagnose(name: str, seed: int, iterations: int, samples: int,
             "mse_f_complete_train": mse(_f(program, d["x_train"]), d["y_train"]),
             "mse_joint_train": mse(pred_train, d["y_train"]),
             "mse_f_imputed_train": mse(_f(program, imp_train), d["y_train"]),
-            "mse_f_imputed_train_given_y": mse(_f(program, imp_train_y), d["y_train"]),
+            "mse_joint_train_given_y": mse(pred_train_y, d["y_train"]),
             "mse_mlp_complete_train": float(np.mean((mlp.predict(d["x_train"])
                                                      - d["y_train"]) ** 2)),
             "mse_mlp_complete": float(np.mean((mlp.predict(d["x_test"]) - d["y_test"]) ** 2)),
@@ -106,6 +113,8 @@ def diagnose(name: str, seed: int, iterations: int, samples: int,
                            .detach()),
             "rmse_train_given_y": rmse_missing(d["x_train"], imp_train_y, d["m_train"]),
             "rmse_train": rmse_missing(d["x_train"], imp_train, d["m_train"]),
+            "rmse_train_sample_given_y": rmse_missing(d["x_train"], imp_sample_y, d["m_train"]),
+            "rmse_train_sample": rmse_missing(d["x_train"], imp_sample, d["m_train"]),
             "slope_hidden_f": slope_f[hidden].mean(), "slope_kept_f": slope_f[~hidden].mean(),
             "slope_hidden_mlp": slope_mlp[hidden].mean(),
             "slope_kept_mlp": slope_mlp[~hidden].mean(), **ess, **overlap}

@@ -100,7 +100,9 @@ def impute(program: NotMIWAE, x: torch.Tensor, mask: torch.Tensor, num_samples: 
     """Single imputation: observed entries returned unchanged, missing ones filled.
 
     ``y`` (N,): for a jointly supervised program, a known target (on the scale it was
-    trained on); p(y | x) then enters the weights, giving E[x^m | x^o, s, y].
+    trained on); p(y | x^o, x^m_l) then enters the weights. With ``estimator="sample"``
+    this estimates E[x^m | x^o, s, y]; "mean" averages the decoder means E[x^m | z_l], so
+    it sees y (like s) only through which z_l it favours, not through the draw x^m_l.
     """
     if estimator not in ESTIMATORS:
         raise ValueError(f"estimator must be one of {ESTIMATORS}, got {estimator!r}")
@@ -186,18 +188,22 @@ def _overlap(program, x, mask, num_samples, chunk, y) -> torch.Tensor:
 @torch.no_grad()
 def predict_target(program: NotMIWAE, x: torch.Tensor, mask: torch.Tensor,
                    num_samples: int = 10_000, row_batch: int | None = None,
-                   sample_chunk: int | None = None, seed: int | None = None) -> torch.Tensor:
+                   sample_chunk: int | None = None, seed: int | None = None,
+                   y: torch.Tensor | None = None) -> torch.Tensor:
     """E[y | x^o, s] = sum_l w~_l f(x^o, x^m_l) for a jointly supervised program, (N,).
 
     The weights leave y out (it is unknown at prediction time): y stays a latent site the
-    guide proposes from the model itself, so it adds nothing to them.
+    guide proposes from the model itself, so it adds nothing to them. A diagnostic, not a
+    prediction: given ``y``, p(y | x^o, x^m_l) enters the weights, and the result,
+    E[f(x^o, x^m) | x^o, s, y], shows how well the draws that y favours fit it.
     """
     if program.regressor is None:
         raise ValueError("the program has no target: build it with target=True")
+    y = _known_target(program, y, x)
     y_hat = _by_blocks(
         program, x, mask, num_samples, row_batch, sample_chunk, seed,
         lambda xb, mb, rows, chunk: _snis(program, xb, mb, num_samples, chunk,
-                                          VALUES["target"]))
+                                          VALUES["target"], None if y is None else y[rows]))
     return y_hat[:, 0]
 
 

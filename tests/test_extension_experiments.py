@@ -96,11 +96,14 @@ def test_joint_diagnosis_takes_one_trained_model_apart(tmp_path):
     values = [row[k] for k in ("mse_joint", "mse_f_complete", "mse_f_imputed",
                                "mse_f_complete_train", "rmse_train_given_y", "rmse_train",
                                "mse_joint_train", "mse_f_imputed_train",
-                               "mse_f_imputed_train_given_y", "mse_mlp_complete_train",
-                               "mse_mlp_complete")]
+                               "mse_joint_train_given_y", "mse_mlp_complete_train",
+                               "mse_mlp_complete", "rmse_train_sample_given_y",
+                               "rmse_train_sample")]
     assert np.isfinite(values).all()
     # The known target moves the training rows' imputations.
     assert row["rmse_train_given_y"] != row["rmse_train"]
+    assert row["rmse_train_sample_given_y"] != row["rmse_train_sample"]
+    assert row["mse_joint_train_given_y"] != row["mse_joint_train"]
     for key in ("ess_train", "ess_train_given_y", "ess_k_train", "ess_k_train_given_y",
                 "overlap_train", "overlap_k_train"):
         assert 0 < row[key] <= 1

@@ -68,7 +68,14 @@ def test_prediction_weights_leave_y_out():
         w = torch.softmax(reference_log_weights(program, x, mask, *noise_of(program, x, trace)),
                           0)
         f = trace.nodes["y"]["fn"].mean[..., 0]  # f(x^o, x^m_l), (L, N)
+        y = torch.randn(len(x), dtype=torch.float64)
+        w_y = torch.softmax(reference_log_weights(program, x, mask, *noise_of(program, x, trace),
+                                                  y=y[:, None]), 0)
     torch.testing.assert_close(got, (w * f).sum(0), rtol=0, atol=1e-9)
+    # Given y (a diagnostic): the same draws, p(y | x^o, x^m_l) in the weights.
+    given = predict_target(program, x, mask, L, sample_chunk=L, seed=4, y=y)
+    torch.testing.assert_close(given, (w_y * f).sum(0), rtol=0, atol=1e-9)
+    assert not torch.allclose(given, got)
 
 
 def test_imputation_given_a_known_target_weights_by_p_y():

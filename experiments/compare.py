@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .report import paired, paired_markdown
+from .report import one_setting, paired, paired_markdown
 
 
 def read_runs(folder: str) -> pd.DataFrame:
@@ -23,13 +23,7 @@ def read_runs(folder: str) -> pd.DataFrame:
     path = Path(folder) / "runs.csv"
     if not path.is_file():
         raise SystemExit(f"{folder}: no runs.csv (give a folder written by experiments.uci)")
-    runs = pd.read_csv(path)
-    repeated = runs[runs.duplicated(["dataset", "model", "seed"], keep=False)]
-    if not repeated.empty:
-        r = repeated.iloc[0]
-        raise SystemExit(f"{path}: {r['dataset']}, {r['model']}, seed {r['seed']} appears more "
-                         f"than once (runs with other settings); compare folders of one setting")
-    return runs
+    return one_setting(pd.read_csv(path), str(path))
 
 
 def main(argv: list[str] | None = None) -> int:

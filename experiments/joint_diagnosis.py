@@ -52,6 +52,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from inference.cli import positive_int
 from inference.device import process_pool, program_device
 from inference.imputation import effective_sample_size, impute, predict_target, weight_overlap
 from models.program import NotMIWAE
@@ -143,10 +144,10 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--datasets", default="red,concrete")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--iterations", type=int, default=100_000)
-    parser.add_argument("--impute-samples", type=int, default=10_000)
+    parser.add_argument("--iterations", type=positive_int, default=100_000)
+    parser.add_argument("--impute-samples", type=positive_int, default=10_000)
     parser.add_argument("--split-seed", type=int, default=0)
-    parser.add_argument("--jobs", type=int, default=1, help="data sets run in parallel")
+    parser.add_argument("--jobs", type=positive_int, default=1, help="data sets run in parallel")
     parser.add_argument("--out", required=True, help="output folder: diagnosis.csv")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)

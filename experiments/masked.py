@@ -21,7 +21,7 @@ import pandas as pd
 
 from . import uci
 from .protocol import add_protocol_options
-from .report import paired, paired_grid, paired_markdown, plot_pairs
+from .report import one_setting, paired, paired_grid, paired_markdown, plot_pairs
 
 MISSING = ("linear", "selfmasking", "selfmasking_known")
 FAMILIES = ("notmiwae", "notmiwae-ppca")
@@ -60,8 +60,11 @@ def main(argv: list[str] | None = None) -> int:
                   "--out", args.out])
     out = Path(args.out)
     runs = pd.read_csv(out / "runs.csv")
-    runs = runs[(runs["iterations"] == args.iterations)
-                & (runs["dataset"].isin(args.datasets.split(",")))]
+    runs = one_setting(runs[(runs["iterations"] == args.iterations)
+                            & (runs["impute_samples"] == args.impute_samples)
+                            & (runs["seed"] < args.seeds)
+                            & (runs["dataset"].isin(uci.split_list(args.datasets)))],
+                       str(out / "runs.csv"))
     table, bounds = pairs(runs), pairs(runs, "final_bound")
     table.to_csv(out / "pairs.csv", index=False)
     bounds.to_csv(out / "bound_pairs.csv", index=False)

@@ -11,6 +11,17 @@ from scipy import stats
 from inference.checks import pyplot
 
 
+def one_setting(runs: pd.DataFrame, source: str) -> pd.DataFrame:
+    """``runs`` if each (dataset, model, seed) appears once, else a clear exit: pairing
+    by seed needs runs of one setting."""
+    repeated = runs[runs.duplicated(["dataset", "model", "seed"], keep=False)]
+    if not repeated.empty:
+        r = repeated.iloc[0]
+        raise SystemExit(f"{source}: {r['dataset']}, {r['model']}, seed {r['seed']} appears "
+                         "more than once (runs with other settings); pair runs of one setting")
+    return runs
+
+
 def t_interval(values: Sequence[float]) -> tuple[float, float, float]:
     """(mean, lower, upper): mean +- t_{0.975, n-1} sd / sqrt(n); NaN bounds for n < 2."""
     values = np.asarray(values, dtype=float)

@@ -62,8 +62,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
     p.add_argument("--out", required=True, help="output folder")
     args = p.parse_args(argv)
-    args.datasets = _split(args.datasets)
-    args.models = _split(args.models)
+    args.datasets = split_list(args.datasets)
+    args.models = split_list(args.models)
     for name in args.datasets:
         if name not in DATASETS:
             p.error(f"unknown data set {name!r}; choose from {', '.join(DATASETS)}")
@@ -76,7 +76,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def _split(text: str) -> list[str]:
+def split_list(text: str) -> list[str]:
+    """A comma-separated option as a list, spaces and empty parts dropped: 'a, b,,c'."""
     return [part.strip() for part in text.split(",") if part.strip()]
 
 

@@ -60,9 +60,11 @@ def cmd_fit(args: argparse.Namespace) -> None:
         if getattr(args, flag) is not None:
             params[param] = getattr(args, flag)
     data = _read_csv(args.data, args.index_col)
-    imputer = NotMIWAEImputer(**params, verbose=True).fit(data)
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file; name a folder for the run")
+    out.mkdir(parents=True, exist_ok=True)  # before training: a bad path fails at once
+    imputer = NotMIWAEImputer(**params, verbose=True).fit(data)
     imputer.save(out / IMPUTER_FILE)
     (out / "config.toml").write_text(dump_config(imputer.get_params()))
     _plot_curve(imputer.history_, out / "training_curve.png")
@@ -202,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     try:
         args.run_command(args)
-    except (ValueError, FileNotFoundError) as err:
+    except (ValueError, OSError) as err:  # OSError: a file not found, not writable, ...
         print(f"notmiwae {args.command}: error: {err}", file=sys.stderr)
         return 2
     return 0

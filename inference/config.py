@@ -13,7 +13,8 @@
     batch_size = 16
     num_particles = 20            # K
     learning_rate = 0.001
-    init = "torch"                # or "glorot": as the paper's TensorFlow code
+    init = "torch"                # "glorot": as the paper's TensorFlow code; or
+                                  # "glorot-missing": that for the missing model only
     seed = 0
 
     [imputation]

@@ -12,10 +12,17 @@ import torch
 
 
 def default_device(device: str | torch.device | None = None) -> torch.device:
-    """``device`` if given, else ``cuda`` when available, else ``cpu``."""
-    if device is not None:
-        return torch.device(device)
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    """``device`` if given (checked: a known name, and CUDA only when PyTorch sees a GPU),
+    else ``cuda`` when available, else ``cpu``."""
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        chosen = torch.device(device)
+    except RuntimeError:
+        raise ValueError(f"unknown device {device!r}; use 'cpu' or 'cuda'") from None
+    if chosen.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} asked for, but PyTorch sees no GPU")
+    return chosen
 
 
 def program_device(program: torch.nn.Module) -> torch.device:
@@ -26,7 +33,8 @@ def program_device(program: torch.nn.Module) -> torch.device:
 def start_method(device: str | torch.device | None = None) -> str | None:
     """How worker processes start: ``spawn`` for CUDA (a forked child cannot use CUDA
     once its parent has), else None: the platform's default method."""
-    return "spawn" if default_device(device).type == "cuda" else None
+    kind = default_device().type if device is None else torch.device(device).type
+    return "spawn" if kind == "cuda" else None
 
 
 def process_pool(workers: int, device: str | torch.device | None = None) -> ProcessPoolExecutor:

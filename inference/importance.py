@@ -2,7 +2,7 @@
 
 For K particles and rows i,
 
-    log w_ik = sum over observed sites     log p(value)               (x^o, s)
+    log w_ik = sum over observed sites     log p(value)               (x^o, s; y if given)
              + sum over encoded latents    log p(z_ik) - log q(z_ik | x_i^o)
 
 Latent sites the guide proposes from the model itself (x^m ~ p(x^m | z)) have p / q = 1

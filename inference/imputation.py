@@ -21,12 +21,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from numbers import Integral
 
 import pyro
 import torch
 
 from models.program import NotMIWAE
 
+from .data import masked_data
 from .device import flush_denormals, program_device
 from .importance import log_importance_weights
 
@@ -60,14 +62,11 @@ def block_sizes(device: torch.device, row_batch: int | None,
 
 
 def _check(program: NotMIWAE, x: torch.Tensor, mask: torch.Tensor, num_samples: int):
-    if x.shape != mask.shape or x.dim() != 2:
-        raise ValueError(f"x {tuple(x.shape)} and mask {tuple(mask.shape)} must both be (N, D)")
-    if num_samples < 1:
-        raise ValueError(f"num_samples must be >= 1, got {num_samples}")
-    if torch.isnan(x).any():
-        raise ValueError("x holds NaN: set missing entries to 0 and mark them in mask")
+    if isinstance(num_samples, bool) or not isinstance(num_samples, Integral) or num_samples < 1:
+        raise ValueError(f"num_samples must be a whole number >= 1, got {num_samples!r}")
+    x, mask = masked_data(x, mask)
     device = program_device(program)
-    return x.to(device), mask.to(device, torch.bool)
+    return x.to(device), mask.to(device)
 
 
 def _by_blocks(program: NotMIWAE, x: torch.Tensor, mask: torch.Tensor, num_samples: int,

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from numbers import Integral, Real
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +22,7 @@ import pyro.util
 import torch
 from numpy.typing import ArrayLike
 from sklearn.base import BaseEstimator, OneToOneFeatureMixin, TransformerMixin
+from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from models.registry import ModelConfig
@@ -34,8 +36,11 @@ from .checks import (
     summary_table,
     to_markdown,
 )
-from .imputation import impute, multiple_impute
-from .training import TrainConfig, fit, read_checkpoint, save_checkpoint
+from .device import default_device
+from .imputation import ESTIMATORS, impute, multiple_impute
+from .training import INITS, TrainConfig, fit, read_checkpoint, save_checkpoint
+
+_COUNT = [Interval(Integral, 1, None, closed="left")]
 
 
 def as_float_array(X: ArrayLike) -> np.ndarray:
@@ -54,8 +59,9 @@ def as_float_array(X: ArrayLike) -> np.ndarray:
         array = np.asarray(X, dtype=float)
     except (TypeError, ValueError) as err:
         raise ValueError(f"X must be numeric with NaN for missing values: {err}") from None
-    if array.ndim != 2:
-        raise ValueError(f"X must be 2-dimensional (rows x features), got shape {array.shape}")
+    if array.ndim != 2 or 0 in array.shape:
+        raise ValueError("X must be 2-dimensional with at least one row and one column "
+                         f"(rows x features), got shape {array.shape}")
     if np.isinf(array).any():
         row, col = (int(i) for i in np.argwhere(np.isinf(array))[0])
         if isinstance(X_in, pd.DataFrame):
@@ -85,12 +91,27 @@ class NotMIWAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     the masked not-MIWAE, ``latent_dim``, ``hidden``), the training (``iterations``,
     ``batch_size``, ``num_particles`` = K, ``learning_rate``, ``init``: "torch", "glorot",
     the paper's TensorFlow initialisation, see ``models.networks.glorot_``, or
-    "glorot-missing", that for the self-masking W and b only) and the imputation
+    "glorot-missing", that for the missing model's layers only) and the imputation
     (``num_samples`` = L importance samples, ``estimator``: "mean" or "sample"), plus
-    ``device``, ``random_state`` (seeds training and imputation; the global random
-    generators are left as they were) and ``verbose`` (a progress bar while training).
-    ``missing="ignorable"`` gives MIWAE.
+    ``device``, ``random_state`` (an int seeds training and imputation; None draws a fresh
+    seed for training, kept in ``seed_``, and leaves imputation unseeded; either way the
+    global Python, NumPy and torch CPU generators are left as they were) and ``verbose``
+    (a progress bar while training). ``missing="ignorable"`` gives MIWAE. Parameters are
+    checked when ``fit`` starts, before any training.
     """
+
+    _parameter_constraints: dict = {
+        "missing": [str], "decoder": [str], "prior": [str],  # checked by the registry
+        "latent_mask": ["boolean"],
+        "latent_dim": [Interval(Integral, 1, None, closed="left"), None],
+        "hidden": _COUNT, "iterations": _COUNT, "batch_size": _COUNT,
+        "num_particles": _COUNT, "num_samples": _COUNT,
+        "learning_rate": [Interval(Real, 0, None, closed="neither")],
+        "init": [StrOptions(set(INITS))], "estimator": [StrOptions(set(ESTIMATORS))],
+        "device": [str, None],
+        "random_state": [Interval(Integral, 0, 2**32 - 1, closed="both"), None],
+        "verbose": ["boolean"],
+    }
 
     def __init__(self, missing: str = "selfmasking_known", decoder: str = "gaussian",
                  prior: str = "normal", latent_mask: bool = False,
@@ -121,6 +142,8 @@ class NotMIWAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     def fit(self, X: ArrayLike, y: object = None) -> NotMIWAEImputer:
         """Standardise X's columns by their observed values and train the model on X
         (NaN = missing); ``y`` is ignored."""
+        self._validate_params()
+        default_device(self.device)  # an unknown or unavailable device fails here
         values = self._validate(X, reset=True)
         observed = ~np.isnan(values)
         empty = np.flatnonzero(~observed.any(axis=0))
@@ -133,9 +156,11 @@ class NotMIWAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
                                          decoder=self.decoder, missing=self.missing,
                                          prior=self.prior, hidden=self.hidden,
                                          latent_mask=self.latent_mask)
+        self.seed_ = (int(np.random.SeedSequence().entropy % 2**32)
+                      if self.random_state is None else self.random_state)
         train = TrainConfig(iterations=self.iterations, batch_size=self.batch_size,
                             num_particles=self.num_particles,
-                            learning_rate=self.learning_rate, seed=self.random_state,
+                            learning_rate=self.learning_rate, seed=self.seed_,
                             init=self.init)
         x, mask = self._tensors(values)
         result = fit(self.model_config_, x, mask, train, device=self.device,
@@ -184,6 +209,7 @@ class NotMIWAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         """
         check_is_fitted(self, "program_")
         values = self._validate(X, reset=False)
+        truth = None if X_true is None else self._check_truth(X_true, values)
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         x, mask = self._tensors(values)
@@ -198,18 +224,33 @@ class NotMIWAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         correlation_table(values, x_rep, s_rep, names).to_csv(out / "correlations.csv",
                                                               index=False)
         plot_histograms(values, x_rep, s_rep, names, out / "histograms.png")
-        truth = None if X_true is None else as_float_array(X_true)
-        if truth is not None and (truth.shape != values.shape or np.isnan(truth).any()):
-            raise ValueError(f"X_true must be complete and shaped like X {values.shape}")
         if self.program_.missingness is not None:
             plot_missingness_curves(self.program_, names, out / "missingness.png",
                                     to_original=lambda j, g: g * self.scale_[j] + self.mean_[j],
                                     true_curve=true_curve,
                                     truth=None if truth is None else (truth, ~np.isnan(values)))
         if truth is not None:
-            plot_imputed_vs_true(truth, self.transform(X), ~np.isnan(values), names,
+            imputed = np.asarray(self.transform(X), dtype=float)  # also under set_output
+            plot_imputed_vs_true(truth, imputed, ~np.isnan(values), names,
                                  out / "imputed_vs_true.png")
         return summary
+
+    def _check_truth(self, X_true: ArrayLike, values: np.ndarray) -> np.ndarray:
+        """The complete data as an array: shaped like X, no NaN, equal to X where X is
+        observed (rows and columns in the same order)."""
+        truth = as_float_array(X_true)
+        if truth.shape != values.shape or np.isnan(truth).any():
+            raise ValueError(f"X_true must be complete and shaped like X {values.shape}, "
+                             f"got shape {truth.shape}"
+                             + (" with missing values" if np.isnan(truth).any() else ""))
+        observed = ~np.isnan(values)
+        differ = observed & ~np.isclose(truth, np.where(observed, values, 0.0), rtol=1e-6)
+        if differ.any():
+            row, col = (int(i) for i in np.argwhere(differ)[0])
+            raise ValueError(f"X_true differs from X where X is observed: row {row}, column "
+                             f"{self._names([col])[0]!r} ({truth[row, col]!r} vs "
+                             f"{values[row, col]!r}); are rows and columns in the same order?")
+        return truth
 
     # -- persistence -----------------------------------------------------------------------
     def save(self, path: str | Path) -> None:

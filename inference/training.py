@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
+from numbers import Integral
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +27,7 @@ from models.program import MAX_PLATE_NESTING, NotMIWAE
 from models.registry import ModelConfig, build_model
 from models.replicas import select_replica, stack_replicas
 
+from .data import masked_data
 from .device import default_device, flush_denormals
 from .importance import iw_bound, log_importance_weights
 from .noise import ReplicaNoise, generators
@@ -61,16 +63,20 @@ class TrainConfig:
     learning_rate: float = 1e-3
     seed: int = 0
     objective: str = "iw"
-    init: str = "torch"  # or "glorot": Keras' default (models.networks.glorot_)
+    init: str = "torch"  # "glorot": Keras' default (models.networks.glorot_) everywhere;
+    # "glorot-missing": only the missing model's layers
 
     def __post_init__(self) -> None:
         if self.objective not in ("iw", "renyi"):
             raise ValueError(f"objective must be 'iw' or 'renyi', got {self.objective!r}")
         if self.init not in INITS:
             raise ValueError(f"init must be one of {sorted(INITS)}, got {self.init!r}")
-        for name in ("iterations", "batch_size", "num_particles"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("iterations", "batch_size", "num_particles", "seed"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, Integral) \
+                    or value < (0 if name == "seed" else 1):
+                raise ValueError(f"{name} must be a whole number >= "
+                                 f"{0 if name == 'seed' else 1}, got {value!r}")
 
 
 @dataclass
@@ -131,6 +137,10 @@ def fit(model_config: ModelConfig, x: torch.Tensor, mask: torch.Tensor,
     if snapshot_every < 1:
         raise ValueError(f"snapshot_every must be >= 1, got {snapshot_every}")
     dev = default_device(device)
+    x, mask = masked_data(x, mask)
+    if len(x) == 0 or x.shape[1] != model_config.n_features:
+        raise ValueError(f"x {tuple(x.shape)}: the model expects rows of "
+                         f"{model_config.n_features} features, and at least one row")
     seeds = replica_seeds(train_config.seed, replicas)
     program = init_program(model_config, seeds, dev, train_config.init)
     x, mask = x.to(dev), mask.to(dev)

@@ -70,12 +70,14 @@ class NotMIWAE(nn.Module):
         returns x with the missing entries drawn from p(x^m | z)."""
         n, d = x.shape[-2:]
         with self.replica_plate(), pyro.plate("data", n, dim=DATA_DIM):
+            # Per-row latents have shape (..., N, 1, d_z): a singleton batch dim under the
+            # feature plate (see models.guide); .squeeze(-2) drops it for the networks.
             z = pyro.sample("z", self.prior())
             shift = None
             if self.latent_mask is not None:  # z_mask acts on the mask only
                 z_mask = pyro.sample("z_mask", self.latent_mask.prior())
-                shift = self.latent_mask(z_mask.squeeze(DATA_DIM))
-            p_x = self.decoder(z.squeeze(DATA_DIM))
+                shift = self.latent_mask(z_mask.squeeze(-2))
+            p_x = self.decoder(z.squeeze(-2))
             with pyro.plate("features", d, dim=FEATURE_DIM):
                 # Splits into x_observed (scored) and x_unobserved (latent), merged into x.
                 x_full = pyro.sample("x", p_x, obs=x, obs_mask=mask)

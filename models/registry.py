@@ -60,14 +60,16 @@ class ModelConfig:
             value = getattr(self, field)
             if value not in table:
                 raise ValueError(f"unknown {field} {value!r}; choose from {sorted(table)}")
-        if self.n_features < 1:
-            raise ValueError(f"n_features must be >= 1, got {self.n_features}")
+        for field in ("n_features", "hidden", "target_hidden", "latent_dim", "mask_latent_dim"):
+            value = getattr(self, field)
+            if value is not None and value < 1:  # None: the default dimension
+                raise ValueError(f"{field} must be >= 1, got {value}")
         if self.latent_mask and self.missing == "ignorable":
             raise ValueError("latent_mask needs a non-ignorable missing model")
 
     @property
     def latent(self) -> int:
-        return self.latent_dim or max(self.n_features - 1, 1)
+        return max(self.n_features - 1, 1) if self.latent_dim is None else self.latent_dim
 
     def to_dict(self) -> dict:
         return asdict(self)

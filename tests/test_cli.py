@@ -81,6 +81,15 @@ def test_errors_are_one_line_not_tracebacks(csv, tmp_path, capsys):
     assert main(["impute", str(csv), "--index-col", "id", "--run", str(tmp_path),
                  "--out", "x.csv"]) == 2
     assert "no imputer.pt" in capsys.readouterr().err
+    a_file = tmp_path / "taken"
+    a_file.write_text("")
+    assert main(["fit", str(csv), "--index-col", "id", "--out", str(a_file)]) == 2
+    assert f"--out {a_file} is a file" in capsys.readouterr().err  # before any training
+    config = tmp_path / "float.toml"
+    config.write_text("[training]\niterations = 2e4\n")  # TOML reads 2e4 as a float
+    assert main(["fit", str(csv), "--index-col", "id", "--config", str(config),
+                 "--out", str(tmp_path / "run")]) == 2
+    assert "'iterations' parameter of NotMIWAEImputer must be an int" in capsys.readouterr().err
     for flag, args in (("--multiple", ["impute", "--run", str(tmp_path)]),
                        ("--iterations", ["fit"])):  # counts must be whole numbers >= 1
         with pytest.raises(SystemExit) as exit_info:

@@ -153,6 +153,14 @@ def test_workers_are_spawned_for_cuda_and_start_by_the_platform_default_on_cpu()
     assert device.start_method("cpu") is None
 
 
+def test_a_bad_device_is_named():
+    with pytest.raises(ValueError, match="unknown device 'gpu0'"):
+        device.default_device("gpu0")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="PyTorch sees no GPU"):
+            device.default_device("cuda")
+
+
 def test_pool_workers_run_one_pytorch_thread_each():
     with device.process_pool(1, "cpu") as pool:
         assert pool.submit(torch.get_num_threads).result() == 1

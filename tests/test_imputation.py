@@ -103,11 +103,31 @@ def test_observed_entries_never_change_and_every_missing_one_is_filled(estimator
     assert not torch.equal(many[0][~mask], many[1][~mask])  # the draws differ
 
 
+def test_missing_entries_never_reach_the_model():
+    """Whatever a missing entry holds (0, NaN, the hidden true value), the result is the
+    same: only x^o reaches the encoder."""
+    program = toy_program()
+    x, mask, x_true = toy_data()
+    zeros = impute(program, x, mask, 10, seed=1)
+    for hidden in (torch.where(mask, x, torch.nan), x_true):
+        torch.testing.assert_close(impute(program, hidden, mask, 10, seed=1), zeros,
+                                   rtol=0, atol=0)
+    torch.testing.assert_close(impute(program, x, mask.double(), 10, seed=1), zeros,
+                               rtol=0, atol=0)  # a 1/0 mask is read as bool
+
+
 def test_bad_input_is_named():
     program = toy_program()
     x, mask, _ = toy_data()
-    with pytest.raises(ValueError, match="NaN"):
-        impute(program, torch.where(mask, x, torch.nan), mask, 10)
+    row, col = (int(i) for i in mask.nonzero()[0])
+    x_bad = x.clone()
+    x_bad[row, col] = torch.nan
+    with pytest.raises(ValueError, match=f"nan at an observed entry \\(row {row}, column {col}"):
+        impute(program, x_bad, mask, 10)
+    with pytest.raises(ValueError, match="True/False"):
+        impute(program, x, mask * 2.0, 10)
+    with pytest.raises(ValueError, match="num_samples must be a whole number >= 1, got 10.0"):
+        impute(program, x, mask, 10.0)
     with pytest.raises(ValueError, match="estimator"):
         impute(program, x, mask, 10, estimator="median")
     with pytest.raises(ValueError, match="mask"):

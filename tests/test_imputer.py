@@ -105,6 +105,32 @@ def test_bad_input_is_named(frame, bad, message):
         NotMIWAEImputer(**FAST).fit(bad(frame[1]))
 
 
+@pytest.mark.parametrize("params, message", [
+    ({"iterations": 2e4}, "'iterations' parameter of NotMIWAEImputer must be an int"),
+    ({"latent_mask": "false"}, "'latent_mask' parameter .* must be an instance of 'bool'"),
+    ({"estimator": "median"}, "'estimator' parameter .* must be a str among"),
+    ({"num_samples": 0}, "'num_samples' parameter .* range \\[1, inf\\)"),
+    ({"random_state": -1}, "'random_state' parameter"),
+    ({"device": "gpu0"}, "unknown device 'gpu0'"),
+])
+def test_bad_parameters_are_named_before_training(frame, params, message, monkeypatch):
+    monkeypatch.setattr("inference.imputer.fit", None)  # training would crash: not reached
+    with pytest.raises(ValueError, match=message):
+        NotMIWAEImputer(**{**FAST, **params}).fit(frame[1])
+
+
+def test_no_rows_is_named(frame, fitted):
+    with pytest.raises(ValueError, match="at least one row"):
+        fitted.transform(frame[1].iloc[:0])
+
+
+def test_random_state_none_draws_a_fresh_seed(frame):
+    a = NotMIWAEImputer(**{**FAST, "iterations": 3, "random_state": None}).fit(frame[1])
+    b = NotMIWAEImputer(**{**FAST, "iterations": 3, "random_state": None}).fit(frame[1])
+    assert a.seed_ != b.seed_ and a.get_params()["random_state"] is None
+    assert np.isfinite(a.transform(frame[1])).all()
+
+
 def test_wrong_columns_at_transform(frame, fitted):
     with pytest.raises(ValueError, match="feature names"):
         fitted.transform(frame[1][["a", "b", "c"]])
@@ -112,9 +138,11 @@ def test_wrong_columns_at_transform(frame, fitted):
         NotMIWAEImputer(missing="nope", **FAST).fit(frame[1])
 
 
-def test_posterior_predictive_checks_write_their_outputs(frame, fitted, tmp_path):
+@pytest.mark.parametrize("output", ["default", "pandas"])
+def test_posterior_predictive_checks_write_their_outputs(frame, fitted, tmp_path, output):
     data, holey = frame
-    summary = fitted.check(holey, tmp_path, X_true=data, num_replicates=5)
+    summary = _with_output(fitted, output).check(holey, tmp_path, X_true=data,
+                                                  num_replicates=5)
     assert list(summary["feature"]) == ["a", "b", "c", "d"]
     assert summary.loc[0, "missing_rate"] == pytest.approx(holey["a"].isna().mean())
     assert summary.loc[3, "missing_rate"] == 0.0
@@ -122,6 +150,20 @@ def test_posterior_predictive_checks_write_their_outputs(frame, fitted, tmp_path
     for name in ("summary.csv", "summary.md", "correlations.csv", "histograms.png",
                  "missingness.png", "imputed_vs_true.png"):
         assert (tmp_path / name).stat().st_size > 0
+
+
+def _with_output(fitted, output):
+    """The fitted imputer with transform's output set (a copy: the fixture is shared)."""
+    return pickle.loads(pickle.dumps(fitted)).set_output(transform=output)
+
+
+def test_check_refuses_a_truth_that_does_not_match(frame, fitted, tmp_path):
+    data, holey = frame
+    with pytest.raises(ValueError, match="X_true differs from X where X is observed: row 0"):
+        fitted.check(holey, tmp_path / "swapped", X_true=data[["b", "a", "c", "d"]])
+    with pytest.raises(ValueError, match="with missing values"):
+        fitted.check(holey, tmp_path / "holey", X_true=holey)
+    assert not (tmp_path / "swapped").exists()  # checked before anything is written
 
 
 def test_observed_fraction_recovers_a_known_mechanism():

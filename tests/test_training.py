@@ -81,6 +81,31 @@ def test_bad_configurations_are_named():
         TrainConfig(objective="elbo")
     with pytest.raises(ValueError, match="iterations"):
         TrainConfig(iterations=0)
+    with pytest.raises(ValueError, match="iterations must be a whole number >= 1, got 20000.0"):
+        TrainConfig(iterations=2e4)
+    with pytest.raises(ValueError, match="seed must be a whole number >= 0, got None"):
+        TrainConfig(seed=None)
+    x, mask, _ = toy_data(n=10, d=4, dtype=torch.float32)
+    cfg, train = ModelConfig(n_features=4), TrainConfig(iterations=2)
+    with pytest.raises(ValueError, match="expects rows of 4 features"):
+        fit(cfg, x[:, :3], mask[:, :3], train, progress=False)
+    x_bad = x.clone()
+    x_bad[0, 0] = torch.nan  # toy_data's row 0 is complete
+    with pytest.raises(ValueError, match="observed entry \\(row 0, column 0\\)"):
+        fit(cfg, x_bad, mask, train, progress=False)
+    with pytest.raises(ValueError, match="latent_dim must be >= 1, got 0"):
+        ModelConfig(n_features=4, latent_dim=0)
+
+
+def test_missing_entries_never_reach_training():
+    """Training on x with its hidden true values (or NaN) in the missing entries is
+    training on x^o alone: the same parameters as with zeros there."""
+    zeros, x, mask = small_fit(iterations=5)
+    _, _, x_true = toy_data(n=40, d=4, dtype=torch.float32)
+    cfg = ModelConfig(n_features=4, missing="selfmasking_known", hidden=16)
+    train = TrainConfig(iterations=5, batch_size=8, num_particles=5)
+    for hidden in (x_true, torch.where(mask, x, torch.nan)):
+        assert torch.equal(params(fit(cfg, hidden, mask, train, progress=False)), params(zeros))
 
 
 class Interrupted(Exception):

@@ -83,7 +83,7 @@ def diagnose(name: str, seed: int, iterations: int, samples: int,
         for size, n in (("", samples), ("_k", k))
         for suffix, given in (("", None), ("_given_y", y_std))}
     overlap = {f"overlap{size}_train": float(
-        weight_overlap(program, xt, mt, y_std, n, seed=seed)[incomplete].mean())
+        weight_overlap(program, xt, mt, n, seed=seed, y=y_std)[incomplete].mean())
         for size, n in (("", samples), ("_k", k))}
     pred_train, pred_train_y = (predict_target(program, xt, mt, samples, seed=seed, y=given)
                                 .cpu().numpy() for given in (None, y_std))

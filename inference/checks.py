@@ -23,6 +23,7 @@ from pyro.infer import Predictive
 
 from models.program import NotMIWAE
 
+from .data import masked_data
 from .device import program_device
 from .importance import log_importance_weights
 
@@ -34,6 +35,7 @@ def replicate(program: NotMIWAE, x: torch.Tensor, mask: torch.Tensor, num_replic
     """Replicated data and masks, each (num_replicates, N, D); mask True = observed."""
     if seed is not None:
         pyro.set_rng_seed(seed)
+    x, mask = masked_data(x, mask)
     device = program_device(program)
     x, mask = x.to(device), mask.to(device)
     xs, ss = [], []

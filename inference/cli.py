@@ -63,10 +63,18 @@ def cmd_fit(args: argparse.Namespace) -> None:
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out} is a file; name a folder for the run")
+    created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)  # before training: a bad path fails at once
-    imputer = NotMIWAEImputer(**params, verbose=True).fit(data)
+    try:
+        imputer = NotMIWAEImputer(**params, verbose=True).fit(data)
+    except BaseException:
+        if created:
+            out.rmdir()
+        raise
     imputer.save(out / IMPUTER_FILE)
-    (out / "config.toml").write_text(dump_config(imputer.get_params()))
+    # The seed training used (drawn afresh when random_state is None): config.toml reruns it.
+    params = {**imputer.get_params(), "random_state": imputer.seed_}
+    (out / "config.toml").write_text(dump_config(params))
     _plot_curve(imputer.history_, out / "training_curve.png")
     print(f"trained {imputer.iterations} iterations in {imputer.train_seconds_:.0f} s; "
           f"saved {out / IMPUTER_FILE}, config.toml, training_curve.png")

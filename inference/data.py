@@ -15,6 +15,7 @@ def masked_data(x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torc
         raise ValueError(f"x {tuple(x.shape)} and mask {tuple(mask.shape)} must both be (N, D)")
     if not torch.is_floating_point(x):
         raise ValueError(f"x must hold floats, got {x.dtype}")
+    mask = mask.to(x.device)
     if mask.dtype != torch.bool:
         if not ((mask == 0) | (mask == 1)).all():
             raise ValueError("mask must hold True/False (or 1/0); True = observed")

@@ -157,16 +157,20 @@ def _ess(program: NotMIWAE, x: torch.Tensor, mask: torch.Tensor, num_samples: in
 
 
 @torch.no_grad()
-def weight_overlap(program: NotMIWAE, x: torch.Tensor, mask: torch.Tensor, y: torch.Tensor,
+def weight_overlap(program: NotMIWAE, x: torch.Tensor, mask: torch.Tensor,
                    num_samples: int = 10_000, row_batch: int | None = None,
-                   sample_chunk: int | None = None, seed: int | None = None) -> torch.Tensor:
+                   sample_chunk: int | None = None, seed: int | None = None, *,
+                   y: torch.Tensor) -> torch.Tensor:
     """How much of each row's weight stays where it was when a known y enters, (N,):
 
         overlap = sum_l min(w~_l, w~^y_l),   w^y_l = w_l p(y | x^o, x^m_l),
 
     on the same L draws (1 - the total-variation distance of the two weightings): 1 when y
-    leaves the normalised weights unchanged, 0 when it moves them onto other draws.
+    leaves the normalised weights unchanged, 0 when it moves them onto other draws. Each
+    block of rows keeps its L log-weights (L x rows floats) until both normalisers are known.
     """
+    if y is None:
+        raise ValueError("weight_overlap compares weights with and without y: give y")
     y = _known_target(program, y, x)
     return _by_blocks(
         program, x, mask, num_samples, row_batch, sample_chunk, seed,
@@ -174,7 +178,8 @@ def weight_overlap(program: NotMIWAE, x: torch.Tensor, mask: torch.Tensor, y: to
 
 
 def _overlap(program, x, mask, num_samples, chunk, y) -> torch.Tensor:
-    """All L log-weights of a block of rows, without and with log p(y | x^o, x^m_l): (n,)."""
+    """sum_l min(w~_l, w~^y_l) for a block of rows, from all L log-weights without and
+    with log p(y | x^o, x^m_l): (n,)."""
     def log_p_y(trace):  # log p(y | x^o, x^m_l), (L_c, n); y is latent in these traces
         return trace.nodes["y"]["fn"].log_prob(y).sum(-1)
 
@@ -226,8 +231,8 @@ def multiple_impute(program: NotMIWAE, x: torch.Tensor, mask: torch.Tensor, m: i
                     num_samples: int = 10_000, row_batch: int | None = None,
                     sample_chunk: int | None = None, seed: int | None = None) -> torch.Tensor:
     """m completed data sets, shape (m, N, D), by sampling importance resampling."""
-    if m < 1:
-        raise ValueError(f"m must be >= 1, got {m}")
+    if isinstance(m, bool) or not isinstance(m, Integral) or m < 1:
+        raise ValueError(f"m must be a whole number >= 1, got {m!r}")
     return _by_blocks(
         program, x, mask, num_samples, row_batch, sample_chunk, seed,
         lambda xb, mb, rows, chunk: _sir(program, xb, mb, m, num_samples, chunk),

@@ -93,9 +93,10 @@ class NotMIWAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     the paper's TensorFlow initialisation, see ``models.networks.glorot_``, or
     "glorot-missing", that for the missing model's layers only) and the imputation
     (``num_samples`` = L importance samples, ``estimator``: "mean" or "sample"), plus
-    ``device``, ``random_state`` (an int seeds training and imputation; None draws a fresh
-    seed for training, kept in ``seed_``, and leaves imputation unseeded; either way the
-    global Python, NumPy and torch CPU generators are left as they were) and ``verbose``
+    ``device``, ``random_state`` (an int seeds training and every imputation, so they
+    repeat exactly; None draws a fresh seed for training, kept in ``seed_``, and for each
+    imputation call; either way the global Python, NumPy and torch CPU generators are left
+    as they were) and ``verbose``
     (a progress bar while training). ``missing="ignorable"`` gives MIWAE. Parameters are
     checked when ``fit`` starts, before any training.
     """
@@ -108,9 +109,9 @@ class NotMIWAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         "num_particles": _COUNT, "num_samples": _COUNT,
         "learning_rate": [Interval(Real, 0, None, closed="neither")],
         "init": [StrOptions(set(INITS))], "estimator": [StrOptions(set(ESTIMATORS))],
-        "device": [str, None],
+        "device": [str, torch.device, None],
         "random_state": [Interval(Integral, 0, 2**32 - 1, closed="both"), None],
-        "verbose": ["boolean"],
+        "verbose": ["verbose"],
     }
 
     def __init__(self, missing: str = "selfmasking_known", decoder: str = "gaussian",
@@ -119,7 +120,7 @@ class NotMIWAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
                  iterations: int = 20_000, batch_size: int = 16, num_particles: int = 20,
                  learning_rate: float = 1e-3, init: str = "torch", num_samples: int = 1_000,
                  estimator: str = "mean", device: str | None = None,
-                 random_state: int = 0, verbose: bool = False) -> None:
+                 random_state: int | None = 0, verbose: bool = False) -> None:
         self.missing = missing
         self.decoder = decoder
         self.prior = prior
@@ -156,8 +157,7 @@ class NotMIWAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
                                          decoder=self.decoder, missing=self.missing,
                                          prior=self.prior, hidden=self.hidden,
                                          latent_mask=self.latent_mask)
-        self.seed_ = (int(np.random.SeedSequence().entropy % 2**32)
-                      if self.random_state is None else self.random_state)
+        self.seed_ = self._seed()
         train = TrainConfig(iterations=self.iterations, batch_size=self.batch_size,
                             num_particles=self.num_particles,
                             learning_rate=self.learning_rate, seed=self.seed_,
@@ -178,7 +178,7 @@ class NotMIWAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         values = self._validate(X, reset=False)
         x, mask = self._tensors(values)
         filled = impute(self.program_, x, mask, self.num_samples, self.estimator,
-                        seed=self.random_state)
+                        seed=self._seed())
         return self._original_scale(values, filled)
 
     @_keeps_global_random_state
@@ -188,7 +188,7 @@ class NotMIWAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         values = self._validate(X, reset=False)
         x, mask = self._tensors(values)
         draws = multiple_impute(self.program_, x, mask, m, self.num_samples,
-                                seed=self.random_state)
+                                seed=self._seed())
         completed = [self._original_scale(values, d) for d in draws]
         if isinstance(X, pd.DataFrame):
             return [pd.DataFrame(c, index=X.index, columns=X.columns) for c in completed]
@@ -213,8 +213,7 @@ class NotMIWAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         x, mask = self._tensors(values)
-        x_rep, s_rep = replicate(self.program_, x, mask, num_replicates,
-                                 seed=self.random_state)
+        x_rep, s_rep = replicate(self.program_, x, mask, num_replicates, seed=self._seed())
         x_rep = x_rep.cpu().double().numpy() * self.scale_ + self.mean_
         s_rep = s_rep.cpu().numpy()
         names = [str(n) for n in self.get_feature_names_out()]
@@ -261,7 +260,7 @@ class NotMIWAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
             "imputer_params": self.get_params(),
             "mean": torch.as_tensor(self.mean_), "scale": torch.as_tensor(self.scale_),
             "feature_names": None if names is None else [str(n) for n in names],
-            "history": torch.as_tensor(self.history_)})
+            "history": torch.as_tensor(self.history_), "seed": self.seed_})
 
     @classmethod
     def load(cls, path: str | Path, device: str | None = None) -> NotMIWAEImputer:
@@ -275,6 +274,7 @@ class NotMIWAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         imputer.mean_ = blob["mean"].cpu().numpy()
         imputer.scale_ = blob["scale"].cpu().numpy()
         imputer.history_ = blob["history"].cpu().numpy()
+        imputer.seed_ = blob.get("seed", imputer.random_state)
         imputer.n_features_in_ = imputer.model_config_.n_features
         if blob["feature_names"] is not None:
             imputer.feature_names_in_ = np.asarray(blob["feature_names"], dtype=object)
@@ -286,6 +286,13 @@ class NotMIWAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         validate_data(self, X if isinstance(X, pd.DataFrame) else values, reset=reset,
                       ensure_all_finite="allow-nan", dtype=None, skip_check_array=True)
         return values
+
+    def _seed(self) -> int:
+        """``random_state``, or a fresh seed from the operating system's entropy when None
+        (the global generators are restored after each call, so they cannot supply one)."""
+        if self.random_state is not None:
+            return self.random_state
+        return int(np.random.SeedSequence().entropy % 2**32)
 
     def _names(self, idx) -> list:
         names = getattr(self, "feature_names_in_", None)

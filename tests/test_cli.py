@@ -72,7 +72,8 @@ def test_fit_impute_check_end_to_end(csv, tmp_path, capsys):
     assert (checks / "histograms.png").exists() and (checks / "missingness.png").exists()
 
 
-def test_errors_are_one_line_not_tracebacks(csv, tmp_path, capsys):
+def test_errors_are_one_line_not_tracebacks(csv, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr("inference.imputer.fit", None)  # no case below may reach training
     assert main(["fit", str(csv), "--iterations", "5", "--out", str(tmp_path)]) == 2
     assert "column 'id' holds a non-numeric value 'r0'" in capsys.readouterr().err
     assert main(["impute", str(tmp_path / "none.csv"), "--run", str(tmp_path),
@@ -90,6 +91,7 @@ def test_errors_are_one_line_not_tracebacks(csv, tmp_path, capsys):
     assert main(["fit", str(csv), "--index-col", "id", "--config", str(config),
                  "--out", str(tmp_path / "run")]) == 2
     assert "'iterations' parameter of NotMIWAEImputer must be an int" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()  # the folder it made for the run is gone again
     for flag, args in (("--multiple", ["impute", "--run", str(tmp_path)]),
                        ("--iterations", ["fit"])):  # counts must be whole numbers >= 1
         with pytest.raises(SystemExit) as exit_info:

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from experiments import compare, joint_diagnosis, supervised
+from experiments import compare, joint_diagnosis, masked, supervised
 from experiments.masked import model_names, pairs
 from experiments.report import interval, paired_grid, plot_pairs, t_interval
 
@@ -24,6 +24,32 @@ def test_masked_runs_pair_by_seed():
     assert bound["masked_better_seeds"] == 1
     assert bound["relative_change_percent"] == pytest.approx(100 * (-0.1 / 3) / 6.0)
     assert bound["difference"] == interval(np.array([-0.5, 1.0, -0.6]))
+
+
+def test_masked_report_pairs_only_the_runs_of_its_setting(tmp_path):
+    """--report-only reads runs.csv: other iteration counts, L, seeds beyond --seeds and
+    data sets not named are left out; spaces in --datasets are allowed."""
+    def runs(dataset, model, rmse, iterations=100, samples=10, seeds=(0, 1)):
+        return pd.DataFrame({"dataset": dataset, "model": model, "seed": list(seeds),
+                             "iterations": iterations, "impute_samples": samples,
+                             "offset": 0.0, "rmse": rmse, "final_bound": -1.0})
+    pd.concat([runs("red", "notmiwae:linear", 1.0), runs("red", "masked-notmiwae:linear", 0.9),
+               runs("red", "masked-notmiwae:linear", 5.0, samples=99),  # another L
+               runs("red", "masked-notmiwae:linear", 5.0, iterations=7),
+               runs("red", "masked-notmiwae:linear", 5.0, seeds=(2, 3)),  # beyond --seeds 2
+               runs("white", "notmiwae:linear", 1.0),
+               runs("white", "masked-notmiwae:linear", 1.1),
+               runs("yeast", "notmiwae:linear", 1.0)]).to_csv(tmp_path / "runs.csv", index=False)
+    masked.main(["--datasets", "red, white", "--seeds", "2", "--iterations", "100",
+                 "--impute-samples", "10", "--report-only", "--out", str(tmp_path)])
+    table = pd.read_csv(tmp_path / "pairs.csv")
+    assert list(table["dataset"]) == ["red", "white"] and (table["seeds"] == 2).all()
+    assert table["rmse_masked"].tolist() == pytest.approx([0.9, 1.1])
+    runs("red", "notmiwae:linear", 1.0).assign(model="masked-notmiwae:linear").to_csv(
+        tmp_path / "runs.csv", mode="a", header=False, index=False)  # a seed twice
+    with pytest.raises(SystemExit, match="seed 0 appears more than once"):
+        masked.main(["--datasets", "red", "--seeds", "2", "--iterations", "100",
+                     "--impute-samples", "10", "--report-only", "--out", str(tmp_path)])
 
 
 def test_grid_marks_only_intervals_that_exclude_zero():

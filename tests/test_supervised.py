@@ -129,7 +129,7 @@ def test_weight_overlap_matches_hand_written_weights_of_the_same_draws():
     x, mask, _ = toy_data()
     y = torch.randn(len(x), dtype=torch.float64)
     L = 30
-    got = weight_overlap(program, x, mask, y, L, row_batch=4, sample_chunk=7, seed=8)
+    got = weight_overlap(program, x, mask, L, row_batch=4, sample_chunk=7, seed=8, y=y)
     pyro.set_rng_seed(8)
     expected = []
     with torch.no_grad():
@@ -146,10 +146,11 @@ def test_weight_overlap_matches_hand_written_weights_of_the_same_draws():
     incomplete = ~mask.all(1)  # a complete row has one f(x) for every draw: overlap 1
     assert (got[incomplete] < 1 - 1e-3).all() and (got[incomplete] > 0).all()
     torch.testing.assert_close(got[~incomplete], torch.ones_like(got[~incomplete]))
-    flat = weight_overlap(program, x, mask, y, L, seed=8)
     program.regressor.raw_scale.data.fill_(1e3)  # a flat p(y | x): y moves nothing
-    torch.testing.assert_close(weight_overlap(program, x, mask, y, L, seed=8),
-                               torch.ones_like(flat), rtol=0, atol=1e-3)
+    torch.testing.assert_close(weight_overlap(program, x, mask, L, seed=8, y=y),
+                               torch.ones_like(got), rtol=0, atol=1e-3)
+    with pytest.raises(ValueError, match="give y"):
+        weight_overlap(program, x, mask, L, y=None)
 
 
 def test_joint_training_fits_y_and_needs_it():

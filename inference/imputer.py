@@ -96,9 +96,8 @@ class NotMIWAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     ``device``, ``random_state`` (an int seeds training and every imputation, so they
     repeat exactly; None draws a fresh seed for training, kept in ``seed_``, and for each
     imputation call; either way the global Python, NumPy and torch CPU generators are left
-    as they were) and ``verbose``
-    (a progress bar while training). ``missing="ignorable"`` gives MIWAE. Parameters are
-    checked when ``fit`` starts, before any training.
+    as they were) and ``verbose`` (a progress bar while training). ``missing="ignorable"``
+    gives MIWAE. Parameters are checked when ``fit`` starts, before any training.
     """
 
     _parameter_constraints: dict = {

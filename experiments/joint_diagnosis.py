@@ -59,7 +59,14 @@ from models.program import NotMIWAE
 
 from .metrics import rmse_missing
 from .outputs import log_command
-from .supervised import _mlp, _tensors, fit_generative, split, standardised_target
+from .supervised import (
+    _mlp,
+    _tensors,
+    fit_generative,
+    split,
+    standardised_target,
+    target_datasets,
+)
 
 
 def diagnose(name: str, seed: int, iterations: int, samples: int,
@@ -150,13 +157,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=positive_int, default=1, help="data sets run in parallel")
     parser.add_argument("--out", required=True, help="output folder: diagnosis.csv")
     args = parser.parse_args(argv)
+    names = target_datasets(parser, args.datasets)
     torch.set_num_threads(1)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     log_command(out, "experiments.joint_diagnosis", argv)
     path = out / "diagnosis.csv"
     jobs = [(name, args.seed, args.iterations, args.impute_samples, args.split_seed)
-            for name in args.datasets.split(",")]
+            for name in names]
     if args.jobs > 1 and len(jobs) > 1:
         with process_pool(min(args.jobs, len(jobs))) as pool:
             rows = (f.result() for f in [pool.submit(diagnose, *job) for job in jobs])

@@ -20,7 +20,7 @@ from pathlib import Path
 import pandas as pd
 
 from . import uci
-from .protocol import add_protocol_options
+from .protocol import add_protocol_options, split_list
 from .report import one_setting, paired, paired_grid, paired_markdown, plot_pairs
 
 MISSING = ("linear", "selfmasking", "selfmasking_known")
@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     runs = one_setting(runs[(runs["iterations"] == args.iterations)
                             & (runs["impute_samples"] == args.impute_samples)
                             & (runs["seed"] < args.seeds)
-                            & (runs["dataset"].isin(uci.split_list(args.datasets)))],
+                            & (runs["dataset"].isin(split_list(args.datasets)))],
                        str(out / "runs.csv"))
     table, bounds = pairs(runs), pairs(runs, "final_bound")
     table.to_csv(out / "pairs.csv", index=False)

@@ -44,6 +44,11 @@ class RunSpec:
                 int(self.impute_samples) if trained else 0, float(self.offset))
 
 
+def split_list(text: str) -> list[str]:
+    """A comma-separated option as a list, spaces and empty parts dropped: 'a, b,,c'."""
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
 def add_protocol_options(parser: argparse.ArgumentParser, unit: str = "model") -> None:
     """--seeds, --iterations, --impute-samples and --jobs, shared by the experiment runners."""
     parser.add_argument("--seeds", type=positive_int, default=5,

@@ -39,10 +39,10 @@ from inference.training import FitResult, TrainConfig, fit
 from models.registry import config_from_name
 
 from .baselines import impute_baseline
-from .datasets import load_target
+from .datasets import DATASETS, load_target
 from .metrics import rmse_missing
 from .outputs import check_settings, log_command
-from .protocol import add_protocol_options
+from .protocol import add_protocol_options, split_list
 from .report import interval
 
 MISSING = "selfmasking_known"
@@ -157,6 +157,17 @@ def _append(path: Path, rows: list[dict]) -> None:
     print(f"{rows[0]['dataset']}: done", flush=True)
 
 
+def target_datasets(parser: argparse.ArgumentParser, text: str) -> list[str]:
+    """The names in a --datasets option, each checked to have a target (else exit 2)."""
+    names = split_list(text)
+    for name in names:
+        spec = DATASETS.get(name)
+        if spec is None or spec.target is None:
+            parser.error(f"--datasets: {name!r} has no target; ones that do: "
+                         f"{sorted(k for k, v in DATASETS.items() if v.target)}")
+    return names
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m experiments.supervised",
                                      description=__doc__,
@@ -170,6 +181,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="cpu or cuda (default: cuda if available)")
     parser.add_argument("--out", required=True, help="output folder: runs.csv, summary.md")
     args = parser.parse_args(argv)
+    names = target_datasets(parser, args.datasets)
     out = Path(args.out)
     check_settings(out, {"seeds": args.seeds, "iterations": args.iterations,
                          "impute_samples": args.impute_samples,
@@ -177,7 +189,6 @@ def main(argv: list[str] | None = None) -> int:
     log_command(out, "experiments.supervised", argv)
     runs_path = out / "runs.csv"
     done = pd.read_csv(runs_path) if runs_path.exists() else pd.DataFrame()
-    names = [d.strip() for d in args.datasets.split(",") if d.strip()]
     todo = [n for n in names if done.empty or n not in set(done["dataset"])]
     job_args = [(n, list(range(args.seeds)), args.iterations, args.impute_samples,
                  args.split_seed, args.device) for n in todo]

@@ -28,7 +28,14 @@ from models.registry import config_from_name
 from .baselines import BASELINES
 from .datasets import DATASETS
 from .outputs import check_settings, log_command
-from .protocol import RunSpec, add_protocol_options, group_replicas, run_group, snapshot_path
+from .protocol import (
+    RunSpec,
+    add_protocol_options,
+    group_replicas,
+    run_group,
+    snapshot_path,
+    split_list,
+)
 from .report import markdown_table, plot_table
 
 _PAPER = TrainConfig()
@@ -74,11 +81,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             except ValueError as err:
                 p.error(str(err))
     return args
-
-
-def split_list(text: str) -> list[str]:
-    """A comma-separated option as a list, spaces and empty parts dropped: 'a, b,,c'."""
-    return [part.strip() for part in text.split(",") if part.strip()]
 
 
 def main(argv: list[str] | None = None) -> int:

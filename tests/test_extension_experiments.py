@@ -116,6 +116,16 @@ def test_compare_pairs_two_folders_by_seed(tmp_path, capsys):
         compare.main([str(tmp_path / "a"), str(tmp_path / "nothing")])
 
 
+@pytest.mark.parametrize("runner", [supervised, joint_diagnosis])
+def test_supervised_runners_name_a_data_set_without_target(runner, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        runner.main(["--datasets", "red, banknote", "--out", str(tmp_path / "out")])
+    assert exit_info.value.code == 2
+    assert "'banknote' has no target; ones that do: ['concrete', 'red', 'white']" \
+        in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()  # refused before anything is written
+
+
 def test_joint_diagnosis_takes_one_trained_model_apart(tmp_path):
     row = joint_diagnosis.diagnose("concrete", seed=0, iterations=20, samples=20)
     assert row["dataset"] == "concrete" and row["sigma"] > 0

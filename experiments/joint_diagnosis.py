@@ -41,11 +41,19 @@ floating-point rounding, which over 100,000 steps can carry it to another optimu
   y only through the z_l it favours).
 
 MSEs are on y's original scale; RMSEs on the standardised feature scale.
+
+With ``--curve-every N`` it writes ``curve.csv`` instead: the same joint model's
+prediction error on the test and the training rows (``mse_joint``, ``mse_joint_train``,
+weights without y, L = ``--impute-samples``), its noise scale ``sigma`` and its training
+bound (mean of the last 1,000 iterations) every N iterations. Each checkpoint continues
+the previous one from a snapshot (in OUT/snapshots/, also how a stopped curve resumes),
+so the last row's model is the uninterrupted run's.
 """
 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -117,8 +125,7 @@ def diagnose(name: str, seed: int, iterations: int, samples: int,
                                                      - d["y_train"]) ** 2)),
             "mse_mlp_complete": float(np.mean((mlp.predict(d["x_test"]) - d["y_test"]) ** 2)),
             "var_y_test": float(np.var(d["y_test"])),
-            "sigma": float(program.regressor(xt[:1].to(program_device(program))).scale[0, 0]
-                           .detach()),
+            "sigma": _sigma(program, xt),
             "rmse_train_given_y": rmse_missing(d["x_train"], imp_train_y, d["m_train"]),
             "rmse_train": rmse_missing(d["x_train"], imp_train, d["m_train"]),
             "rmse_train_sample_given_y": rmse_missing(d["x_train"], imp_sample_y, d["m_train"]),
@@ -126,6 +133,33 @@ def diagnose(name: str, seed: int, iterations: int, samples: int,
             "slope_hidden_f": slope_f[hidden].mean(), "slope_kept_f": slope_f[~hidden].mean(),
             "slope_hidden_mlp": slope_mlp[hidden].mean(),
             "slope_kept_mlp": slope_mlp[~hidden].mean(), **ess, **overlap}
+
+
+def learning_curve(name: str, seed: int, iterations: int, every: int, samples: int,
+                   split_seed: int, snapshot: Path, done: set[int]) -> Iterator[dict]:
+    """One row per ``every`` iterations (those in ``done`` skipped): the joint model's
+    prediction error on the test and the training rows along its training."""
+    d = split(name, split_seed)
+    xt, mt = _tensors(d["x_train"], d["m_train"])
+    xe, me = _tensors(d["x_test"], d["m_test"])
+    for it in range(every, iterations + 1, every):
+        if it in done:
+            continue
+        result = fit_generative(d, True, [seed], it, snapshot=snapshot)
+        program = result.program
+        predicted = {part: predict_target(program, x, m, samples, seed=seed).cpu().numpy()
+                     * d["y_sd"] + d["y_mean"] for part, x, m in (("test", xe, me),
+                                                                  ("train", xt, mt))}
+        yield {"dataset": name, "seed": seed, "iteration": it, "impute_samples": samples,
+               "mse_joint": float(np.mean((predicted["test"] - d["y_test"]) ** 2)),
+               "mse_joint_train": float(np.mean((predicted["train"] - d["y_train"]) ** 2)),
+               "sigma": _sigma(program, xt),
+               "bound": float(result.history[max(0, it - 1000):it].mean())}
+
+
+def _sigma(program: NotMIWAE, x: torch.Tensor) -> float:
+    """The learned scale of p(y | x), in standard deviations of y."""
+    return float(program.regressor(x[:1].to(program_device(program))).scale[0, 0].detach())
 
 
 def _slopes(predict, x: np.ndarray, step: float = 0.1) -> np.ndarray:
@@ -155,13 +189,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--impute-samples", type=positive_int, default=10_000)
     parser.add_argument("--split-seed", type=int, default=0)
     parser.add_argument("--jobs", type=positive_int, default=1, help="data sets run in parallel")
-    parser.add_argument("--out", required=True, help="output folder: diagnosis.csv")
+    parser.add_argument("--curve-every", type=positive_int, default=None, metavar="N",
+                        help="write curve.csv: errors every N iterations (see above)")
+    parser.add_argument("--out", required=True,
+                        help="output folder: diagnosis.csv (or curve.csv)")
     args = parser.parse_args(argv)
     names = target_datasets(parser, args.datasets)
     torch.set_num_threads(1)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     log_command(out, "experiments.joint_diagnosis", argv)
+    if args.curve_every:
+        return _curves(out, names, args)
     path = out / "diagnosis.csv"
     jobs = [(name, args.seed, args.iterations, args.impute_samples, args.split_seed)
             for name in names]
@@ -171,6 +210,21 @@ def main(argv: list[str] | None = None) -> int:
             _write(path, rows)
     else:
         _write(path, (diagnose(*job) for job in jobs))
+    return 0
+
+
+def _curves(out: Path, names: list[str], args: argparse.Namespace) -> int:
+    """curve.csv, one data set after another, resuming where an earlier run stopped."""
+    path = out / "curve.csv"
+    old = pd.read_csv(path) if path.exists() else pd.DataFrame(
+        columns=["dataset", "seed", "impute_samples", "iteration"])
+    for name in names:
+        done = set(old.loc[(old["dataset"] == name) & (old["seed"] == args.seed)
+                           & (old["impute_samples"] == args.impute_samples), "iteration"])
+        snapshot = out / "snapshots" / f"{name}_seed{args.seed}_split{args.split_seed}.pt"
+        snapshot.parent.mkdir(exist_ok=True)
+        _write(path, learning_curve(name, args.seed, args.iterations, args.curve_every,
+                                    args.impute_samples, args.split_seed, snapshot, done))
     return 0
 
 

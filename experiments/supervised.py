@@ -83,14 +83,16 @@ def standardised_target(d: dict) -> torch.Tensor:
 
 
 def fit_generative(d: dict, target: bool, seeds: list[int], iterations: int,
-                   device: str | None = None, progress: bool = False) -> FitResult:
+                   device: str | None = None, progress: bool = False,
+                   snapshot: str | Path | None = None) -> FitResult:
     """not-MIWAE on a split's training rows, with p(y | x) inside the weights when
-    ``target`` (the joint model); the seeds train as replicas."""
+    ``target`` (the joint model); the seeds train as replicas. ``snapshot``: see
+    ``inference.training.fit`` (resume, or continue a shorter run)."""
     xt, mt = _tensors(d["x_train"], d["m_train"])
     config = config_from_name(f"notmiwae:{MISSING}", xt.shape[1], target=target)
     return fit(config, xt, mt, TrainConfig(iterations=iterations, seed=seeds[0]),
                device=device, progress=progress, replicas=len(seeds),
-               y=standardised_target(d) if target else None)
+               y=standardised_target(d) if target else None, snapshot=snapshot)
 
 
 def run_dataset(name: str, seeds: list[int], iterations: int, samples: int,

@@ -126,6 +126,23 @@ def test_supervised_runners_name_a_data_set_without_target(runner, tmp_path, cap
     assert not (tmp_path / "out").exists()  # refused before anything is written
 
 
+def test_learning_curve_continues_its_checkpoints_and_resumes(tmp_path):
+    args = ["--datasets", "concrete", "--impute-samples", "5", "--curve-every", "10",
+            "--out", str(tmp_path)]
+    joint_diagnosis.main([*args, "--iterations", "20"])
+    joint_diagnosis.main([*args, "--iterations", "30"])  # adds only the checkpoint at 30
+    curve = pd.read_csv(tmp_path / "curve.csv")
+    assert curve["iteration"].tolist() == [10, 20, 30]
+    assert np.isfinite(curve[["mse_joint", "mse_joint_train", "sigma", "bound"]]).all().all()
+    # The last checkpoint's model is the uninterrupted 30-iteration run's.
+    d = supervised.split("concrete", 0)
+    alone = supervised.fit_generative(d, True, [0], 30)
+    xe, me = supervised._tensors(d["x_test"], d["m_test"])
+    pred = joint_diagnosis.predict_target(alone.program, xe, me, 5, seed=0).numpy()
+    mse = np.mean((pred * d["y_sd"] + d["y_mean"] - d["y_test"]) ** 2)
+    assert curve["mse_joint"].iloc[-1] == pytest.approx(mse, rel=1e-6)
+
+
 def test_joint_diagnosis_takes_one_trained_model_apart(tmp_path):
     row = joint_diagnosis.diagnose("concrete", seed=0, iterations=20, samples=20)
     assert row["dataset"] == "concrete" and row["sigma"] > 0

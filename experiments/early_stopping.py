@@ -68,6 +68,12 @@ def _predict(program: NotMIWAE, x, m, samples: int, seed: int, d: dict) -> np.nd
             + d["y_mean"])
 
 
+def validation_mse(program: NotMIWAE, x: torch.Tensor, m: torch.Tensor, y: np.ndarray,
+                   samples: int, seed: int, d: dict) -> float:
+    """Mean squared error of E[y | x^o, s] on the validation rows (original scale)."""
+    return float(np.mean((_predict(program, x, m, samples, seed, d) - y) ** 2))
+
+
 def run_dataset(name: str, seeds: list[int], iterations: int, every: int,
                 select_samples: int, samples: int, split_seed: int,
                 out: Path) -> list[dict]:
@@ -89,8 +95,7 @@ def run_dataset(name: str, seeds: list[int], iterations: int, every: int,
         rows = []
         for r, seed in enumerate(seeds):
             program = result.replica(r)
-            mse = float(np.mean((_predict(program, xv, mv, select_samples, seed, d)
-                                 - d["y_train"][val]) ** 2))
+            mse = validation_mse(program, xv, mv, d["y_train"][val], select_samples, seed, d)
             rows.append({"dataset": name, "seed": seed, "iteration": it,
                          "validation_mse": mse})
             if mse < best["mse"][r]:

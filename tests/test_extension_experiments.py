@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from experiments import compare, joint_diagnosis, masked, supervised
+from experiments import compare, early_stopping, joint_diagnosis, masked, supervised
 from experiments.masked import model_names, pairs
 from experiments.report import interval, paired_grid, plot_pairs, t_interval
 
@@ -164,3 +164,74 @@ def test_joint_diagnosis_takes_one_trained_model_apart(tmp_path):
     x = np.random.default_rng(0).normal(size=(50, 3))
     slopes = joint_diagnosis._slopes(lambda v: v @ np.array([2.0, -0.5, 0.0]) + v[:, 2] ** 2, x)
     np.testing.assert_allclose(slopes, [2.0, 0.5, 2 * np.abs(x[:, 2]).mean()], rtol=1e-9)
+
+
+def test_validation_rows_are_set_aside_from_the_training_rows():
+    d = supervised.split("concrete", 0)
+    fit_part, val = early_stopping.set_aside(d, 0)
+    n = len(d["x_train"])
+    assert len(val) == int(0.2 * n) and len(fit_part["x_train"]) == n - len(val)
+    keep = np.setdiff1d(np.arange(n), val)  # the rows the model fits: all the others
+    assert np.array_equal(fit_part["x_train"], d["x_train"][keep])
+    assert np.array_equal(fit_part["y_train"], d["y_train"][keep])
+    assert np.array_equal(fit_part["m_train"], d["m_train"][keep])
+    assert np.array_equal(fit_part["x_test"], d["x_test"])  # test rows untouched
+    assert np.array_equal(early_stopping.set_aside(d, 0)[1], val)  # fixed by the split seed
+
+
+def test_early_stopping_keeps_each_seeds_best_checkpoint_and_resumes(tmp_path, monkeypatch):
+    args = ["--datasets", "concrete", "--seeds", "2", "--iterations", "30", "--every", "10",
+            "--select-samples", "5", "--impute-samples", "5", "--jobs", "1",
+            "--reference", str(tmp_path / "none.csv")]
+    # Tiny runs improve at every checkpoint; make the first look best, so that the kept
+    # parameters differ from the last ones.
+    measure, seen = early_stopping.validation_mse, []
+
+    def first_is_best(*a, **k):
+        seen.append(1)
+        return measure(*a, **k) + (0.0 if len(seen) <= 2 else 1e6)
+    monkeypatch.setattr(early_stopping, "validation_mse", first_is_best)
+    early_stopping.main([*args, "--out", str(tmp_path / "whole")])
+    monkeypatch.undo()
+    runs = pd.read_csv(tmp_path / "whole" / "runs.csv")
+    checks = pd.read_csv(tmp_path / "whole" / "validation.csv")
+    assert checks["iteration"].tolist() == [10, 10, 20, 20, 30, 30]
+    for seed, part in checks.groupby("seed"):
+        best = part.loc[part["validation_mse"].idxmin()]
+        row = runs[(runs["seed"] == seed) & (runs["method"] == "joint-stopped")].iloc[0]
+        assert row["stop_iteration"] == best["iteration"]
+        assert row["validation_mse"] == pytest.approx(best["validation_mse"])
+    last = runs[runs["method"] == "joint-fit-rows"]
+    assert (last["stop_iteration"] == 30).all() and last["validation_mse"].isna().all()
+    stopped = runs[runs["method"] == "joint-stopped"]
+    assert (stopped["stop_iteration"] == 10).all()
+    assert not np.allclose(stopped["test_mse"], last["test_mse"])
+    # The kept parameters are the best checkpoint's: a run trained that far predicts alike.
+    d = supervised.split("concrete", 0)
+    fit_part, _ = early_stopping.set_aside(d, 0)
+    xe, me = supervised._tensors(d["x_test"], d["m_test"])
+    for r, row in runs[runs["method"] == "joint-stopped"].reset_index().iterrows():
+        alone = supervised.fit_generative(fit_part, True, [0, 1], int(row["stop_iteration"]))
+        pred = early_stopping._predict(alone.replica(r), xe, me, 5, r, d)
+        assert np.mean((pred - d["y_test"]) ** 2) == pytest.approx(row["test_mse"], rel=1e-5)
+    # Stopped after its first checkpoint, the run resumes there and ends the same.
+    fit_generative, calls = early_stopping.fit_generative, []
+
+    def interrupted(*a, **k):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return fit_generative(*a, **k)
+    seen.clear()
+    monkeypatch.setattr(early_stopping, "validation_mse", first_is_best)
+    monkeypatch.setattr(early_stopping, "fit_generative", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        early_stopping.main([*args, "--out", str(tmp_path / "resumed")])
+    monkeypatch.setattr(early_stopping, "fit_generative", fit_generative)
+    early_stopping.main([*args, "--out", str(tmp_path / "resumed")])
+    monkeypatch.undo()
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "resumed" / "validation.csv"), checks)
+    again = pd.read_csv(tmp_path / "resumed" / "runs.csv")
+    pd.testing.assert_frame_equal(again.drop(columns="train_seconds"),
+                                  runs.drop(columns="train_seconds"), rtol=1e-5)
+    assert "| concrete | joint-stopped |" in (tmp_path / "whole" / "summary.md").read_text()

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyro.util
+import scipy.sparse
 import torch
 from numpy.typing import ArrayLike
 from sklearn.base import BaseEstimator, OneToOneFeatureMixin, TransformerMixin
@@ -54,14 +55,31 @@ def as_float_array(X: ArrayLike) -> np.ndarray:
                 row = X.index[bad.to_numpy().argmax()]
                 raise ValueError(f"column {column!r} holds a non-numeric value "
                                  f"{X[column][row]!r} (row {row!r})")
+        complex_columns = [c for c in X.columns if pd.api.types.is_complex_dtype(X[c])]
+        if complex_columns:
+            raise ValueError(f"Complex data not supported: column {complex_columns[0]!r} "
+                             "holds complex numbers")
         X = X.apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
+    if scipy.sparse.issparse(X):
+        raise TypeError("X is sparse; sparse input is not supported: pass a dense array "
+                        "(X.toarray()) with NaN for missing values")
     try:
-        array = np.asarray(X, dtype=float)
+        array = np.asarray(X)
+        complex_values = np.iscomplexobj(array)  # float() would drop the imaginary parts
+        if not complex_values:
+            array = array.astype(float)
     except (TypeError, ValueError) as err:
-        raise ValueError(f"X must be numeric with NaN for missing values: {err}") from None
-    if array.ndim != 2 or 0 in array.shape:
-        raise ValueError("X must be 2-dimensional with at least one row and one column "
-                         f"(rows x features), got shape {array.shape}")
+        raise type(err)(f"X must be numeric with NaN for missing values: {err}") from None
+    if complex_values:
+        raise ValueError("Complex data not supported: X holds complex numbers")
+    if array.ndim != 2:
+        raise ValueError(f"X must be 2-dimensional (rows x features), got shape "
+                         f"{array.shape}; Reshape your data: X.reshape(-1, 1) if it is "
+                         "one feature, X.reshape(1, -1) if it is one row")
+    for axis, what in ((0, "row"), (1, "feature")):
+        if array.shape[axis] == 0:
+            raise ValueError(f"X has 0 {what}(s) (shape={array.shape}) while a minimum "
+                             f"of 1 is required: at least one row and one column")
     if np.isinf(array).any():
         row, col = (int(i) for i in np.argwhere(np.isinf(array))[0])
         if isinstance(X_in, pd.DataFrame):

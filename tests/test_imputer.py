@@ -10,6 +10,7 @@ import torch
 from sklearn.base import clone
 from sklearn.linear_model import LinearRegression
 from sklearn.pipeline import Pipeline
+from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from inference import NotMIWAEImputer
 from inference.checks import learned_observed_probability, observed_fraction
@@ -117,6 +118,30 @@ def test_bad_parameters_are_named_before_training(frame, params, message, monkey
     monkeypatch.setattr("inference.imputer.fit", None)  # training would crash: not reached
     with pytest.raises(ValueError, match=message):
         NotMIWAEImputer(**{**FAST, **params}).fit(frame[1])
+
+
+@parametrize_with_checks([NotMIWAEImputer(iterations=20, num_samples=20, hidden=16)])
+def test_scikit_learn_estimator_checks(estimator, check):
+    """scikit-learn's own API checks: cloning, pickling, fit/transform shapes, feature
+    names, and the errors it expects for sparse, complex, 1-d and empty input."""
+    check(estimator)
+
+
+@pytest.mark.parametrize("bad, kind, message", [
+    (np.array([[1 + 2j, 0.5]]), ValueError, "Complex data not supported"),
+    (pd.DataFrame({"a": [1 + 2j, 0.5]}), ValueError, "column 'a' holds complex numbers"),
+    (np.arange(3.0), ValueError, "Reshape your data"),
+    (np.zeros((3, 0)), ValueError, "0 feature"),
+])
+def test_input_sklearn_refuses_is_refused(bad, kind, message):
+    with pytest.raises(kind, match=message):
+        NotMIWAEImputer(**FAST).fit(bad)
+
+
+def test_sparse_input_is_refused():
+    scipy_sparse = pytest.importorskip("scipy.sparse")
+    with pytest.raises(TypeError, match="sparse input is not supported"):
+        NotMIWAEImputer(**FAST).fit(scipy_sparse.csr_matrix(np.eye(3)))
 
 
 def test_no_rows_is_named(frame, fitted):

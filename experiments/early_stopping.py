@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-from concurrent.futures import as_completed
 from pathlib import Path
 
 import numpy as np
@@ -38,7 +37,7 @@ import pandas as pd
 import torch
 
 from inference.cli import positive_int
-from inference.device import process_pool
+from inference.device import as_finished
 from inference.imputation import impute, predict_target
 from models.program import NotMIWAE
 
@@ -187,13 +186,8 @@ def main(argv: list[str] | None = None) -> int:
     jobs = [(name, list(range(args.seeds)), args.iterations, args.every,
              args.select_samples, args.impute_samples, args.split_seed, out)
             for name in names if name not in done]
-    if args.jobs > 1 and len(jobs) > 1:
-        with process_pool(min(args.jobs, len(jobs))) as pool:
-            for future in as_completed([pool.submit(run_dataset, *job) for job in jobs]):
-                _append(runs_path, future.result())
-    else:
-        for job in jobs:
-            _append(runs_path, run_dataset(*job))
+    for _, rows in as_finished(run_dataset, jobs, args.jobs):
+        _append(runs_path, rows)
     runs = pd.read_csv(runs_path)
     runs = runs[runs["dataset"].isin(names)]
     reference = pd.read_csv(args.reference) if Path(args.reference).exists() else runs[:0]

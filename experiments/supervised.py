@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from concurrent.futures import as_completed
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +32,7 @@ import pandas as pd
 import torch
 from sklearn.neural_network import MLPRegressor
 
-from inference.device import process_pool
+from inference.device import as_finished
 from inference.imputation import impute, predict_target
 from inference.training import FitResult, TrainConfig, fit
 from models.registry import config_from_name
@@ -194,14 +193,8 @@ def main(argv: list[str] | None = None) -> int:
     todo = [n for n in names if done.empty or n not in set(done["dataset"])]
     job_args = [(n, list(range(args.seeds)), args.iterations, args.impute_samples,
                  args.split_seed, args.device) for n in todo]
-    if args.jobs > 1 and len(todo) > 1:
-        with process_pool(min(args.jobs, len(todo)), args.device) as pool:
-            results = [pool.submit(run_dataset, *a) for a in job_args]
-            for future in as_completed(results):
-                _append(runs_path, future.result())
-    else:
-        for a in job_args:
-            _append(runs_path, run_dataset(*a))
+    for _, rows in as_finished(run_dataset, job_args, args.jobs, args.device):
+        _append(runs_path, rows)
     done = pd.read_csv(runs_path)
     text = summary(done[done["dataset"].isin(names)])
     (out / "summary.md").write_text(

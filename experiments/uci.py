@@ -14,14 +14,14 @@ same settings are skipped, so an interrupted grid picks up where it stopped.
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
-from concurrent.futures import as_completed
 from pathlib import Path
 
 import pandas as pd
 
 from inference.cli import positive_int
-from inference.device import process_pool
+from inference.device import as_finished
 from inference.training import INITS, TrainConfig
 from models.registry import config_from_name
 
@@ -135,18 +135,12 @@ def _execute(todo: list[RunSpec], args, runs_path: Path) -> list[dict]:
                   f"RMSE {row['rmse']:.4f} ({row['train_seconds']:.0f} s per run, "
                   f"{row['replicas']} trained together)", flush=True)
 
-    groups = group_replicas(todo, args.replicas)
-    jobs = min(args.jobs, len(groups)) or 1
-    if jobs == 1:
-        for group in groups:
-            record(group, run_group(group, args.device, progress=sys.stderr.isatty(),
-                                    snapshots=snapshots))
-    else:
-        with process_pool(jobs, args.device) as pool:
-            futures = {pool.submit(run_group, group, args.device, snapshots=snapshots): group
-                       for group in groups}
-            for future in as_completed(futures):
-                record(futures[future], future.result())
+    groups = [(group,) for group in group_replicas(todo, args.replicas)]
+    alone = min(args.jobs, len(groups)) <= 1  # a progress bar only then
+    run = functools.partial(run_group, device=args.device, snapshots=snapshots,
+                            progress=alone and sys.stderr.isatty())
+    for (group,), group_rows in as_finished(run, groups, args.jobs, args.device):
+        record(group, group_rows)
     if snapshots.is_dir() and not any(snapshots.iterdir()):
         snapshots.rmdir()
     return rows

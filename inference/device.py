@@ -4,8 +4,8 @@ processes start for them."""
 from __future__ import annotations
 
 import multiprocessing
-from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from contextlib import contextmanager
 
 import torch
@@ -44,6 +44,20 @@ def process_pool(workers: int, device: str | torch.device | None = None) -> Proc
     context = multiprocessing.get_context(method) if method else None
     return ProcessPoolExecutor(max_workers=workers, mp_context=context,
                                initializer=torch.set_num_threads, initargs=(1,))
+
+
+def as_finished(function: Callable, jobs: Sequence[tuple], workers: int,
+                device: str | torch.device | None = None) -> Iterator[tuple[tuple, object]]:
+    """(job, function(*job)) for each job, as each finishes: in up to ``workers`` processes
+    (``process_pool``) when there are several jobs, else one after another here."""
+    if min(workers, len(jobs)) <= 1:
+        for job in jobs:
+            yield job, function(*job)
+        return
+    with process_pool(min(workers, len(jobs)), device) as pool:
+        futures = {pool.submit(function, *job): job for job in jobs}
+        for future in as_completed(futures):
+            yield futures[future], future.result()
 
 
 @contextmanager

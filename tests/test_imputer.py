@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pyro
 import pytest
+import scipy.sparse
 import torch
 from sklearn.base import clone
 from sklearn.linear_model import LinearRegression
@@ -139,9 +140,8 @@ def test_input_sklearn_refuses_is_refused(bad, kind, message):
 
 
 def test_sparse_input_is_refused():
-    scipy_sparse = pytest.importorskip("scipy.sparse")
     with pytest.raises(TypeError, match="sparse input is not supported"):
-        NotMIWAEImputer(**FAST).fit(scipy_sparse.csr_matrix(np.eye(3)))
+        NotMIWAEImputer(**FAST).fit(scipy.sparse.csr_matrix(np.eye(3)))
 
 
 def test_no_rows_is_named(frame, fitted):

@@ -104,7 +104,7 @@ def run_dataset(name: str, seeds: list[int], iterations: int, every: int,
         best["iteration"] = it
         torch.save(best, best_path)
         _append(out / "validation.csv", rows)
-    if result is None or best["iteration"] < iterations:  # resumed after the last checkpoint
+    if result is None:  # resumed after the last checkpoint: the trained state, reloaded
         result = fit_generative(fit_part, True, seeds, iterations, snapshot=training)
     return _evaluate(name, d, seeds, result, best, samples)
 

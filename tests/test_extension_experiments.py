@@ -228,6 +228,11 @@ def test_early_stopping_keeps_each_seeds_best_checkpoint_and_resumes(tmp_path, m
     with pytest.raises(KeyboardInterrupt):
         early_stopping.main([*args, "--out", str(tmp_path / "resumed")])
     monkeypatch.setattr(early_stopping, "fit_generative", fit_generative)
+    evaluate = early_stopping._evaluate
+    monkeypatch.setattr(early_stopping, "_evaluate", _interrupt)  # stopped once more,
+    with pytest.raises(KeyboardInterrupt):  # after the last checkpoint
+        early_stopping.main([*args, "--out", str(tmp_path / "resumed")])
+    monkeypatch.setattr(early_stopping, "_evaluate", evaluate)
     early_stopping.main([*args, "--out", str(tmp_path / "resumed")])
     monkeypatch.undo()
     pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "resumed" / "validation.csv"), checks)
@@ -235,3 +240,7 @@ def test_early_stopping_keeps_each_seeds_best_checkpoint_and_resumes(tmp_path, m
     pd.testing.assert_frame_equal(again.drop(columns="train_seconds"),
                                   runs.drop(columns="train_seconds"), rtol=1e-5)
     assert "| concrete | joint-stopped |" in (tmp_path / "whole" / "summary.md").read_text()
+
+
+def _interrupt(*args, **kwargs):
+    raise KeyboardInterrupt

@@ -38,13 +38,13 @@ import torch
 
 from inference.cli import positive_int
 from inference.device import as_finished
-from inference.imputation import impute, predict_target
+from inference.imputation import impute
 from models.program import NotMIWAE
 
 from .outputs import check_settings, log_command
 from .protocol import add_protocol_options
 from .report import interval
-from .supervised import _row, _tensors, fit_generative, split, target_datasets
+from .supervised import _row, _tensors, fit_generative, predict_y, split, target_datasets
 
 VALIDATION_FRACTION = 0.2  # of the training rows, as the test rows are of all rows
 
@@ -61,16 +61,10 @@ def set_aside(d: dict, split_seed: int) -> tuple[dict, np.ndarray]:
     return fit_part, np.sort(order[:cut])
 
 
-def _predict(program: NotMIWAE, x, m, samples: int, seed: int, d: dict) -> np.ndarray:
-    """E[y | x^o, s] on y's original scale."""
-    return (predict_target(program, x, m, samples, seed=seed).cpu().numpy() * d["y_sd"]
-            + d["y_mean"])
-
-
 def validation_mse(program: NotMIWAE, x: torch.Tensor, m: torch.Tensor, y: np.ndarray,
                    samples: int, seed: int, d: dict) -> float:
     """Mean squared error of E[y | x^o, s] on the validation rows (original scale)."""
-    return float(np.mean((_predict(program, x, m, samples, seed, d) - y) ** 2))
+    return float(np.mean((predict_y(program, x, m, samples, seed, d) - y) ** 2))
 
 
 def run_dataset(name: str, seeds: list[int], iterations: int, every: int,
@@ -121,7 +115,7 @@ def _evaluate(name: str, d: dict, seeds: list[int], result, best: dict,
         kept = {"joint-stopped": (stopped, best["at"][r], best["mse"][r]),
                 "joint-fit-rows": (last, result.train_config.iterations, np.nan)}
         for method, (program, stop, val_mse) in kept.items():
-            pred = _predict(program, xe, me, samples, seed, d)
+            pred = predict_y(program, xe, me, samples, seed, d)
             imp_train = impute(program, xt, mt, samples, seed=seed).cpu().numpy()
             imp_test = impute(program, xe, me, samples, seed=seed).cpu().numpy()
             rows.append({**_row(name, seed, method, d, pred, imp_train, imp_test,

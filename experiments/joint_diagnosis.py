@@ -71,6 +71,7 @@ from .supervised import (
     _mlp,
     _tensors,
     fit_generative,
+    predict_y,
     split,
     standardised_target,
     target_datasets,
@@ -147,9 +148,8 @@ def learning_curve(name: str, seed: int, iterations: int, every: int, samples: i
             continue
         result = fit_generative(d, True, [seed], it, snapshot=snapshot)
         program = result.program
-        predicted = {part: predict_target(program, x, m, samples, seed=seed).cpu().numpy()
-                     * d["y_sd"] + d["y_mean"] for part, x, m in (("test", xe, me),
-                                                                  ("train", xt, mt))}
+        predicted = {part: predict_y(program, x, m, samples, seed, d)
+                     for part, x, m in (("test", xe, me), ("train", xt, mt))}
         yield {"dataset": name, "seed": seed, "iteration": it, "impute_samples": samples,
                "mse_joint": float(np.mean((predicted["test"] - d["y_test"]) ** 2)),
                "mse_joint_train": float(np.mean((predicted["train"] - d["y_train"]) ** 2)),

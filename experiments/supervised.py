@@ -81,6 +81,13 @@ def standardised_target(d: dict) -> torch.Tensor:
     return torch.tensor((d["y_train"] - d["y_mean"]) / d["y_sd"], dtype=torch.float32)
 
 
+def predict_y(program, x: torch.Tensor, mask: torch.Tensor, samples: int, seed: int,
+              d: dict) -> np.ndarray:
+    """E[y | x^o, s] from a joint program (weights without y), on y's original scale."""
+    return (predict_target(program, x, mask, samples, seed=seed).cpu().numpy() * d["y_sd"]
+            + d["y_mean"])
+
+
 def fit_generative(d: dict, target: bool, seeds: list[int], iterations: int,
                    device: str | None = None, progress: bool = False,
                    snapshot: str | Path | None = None) -> FitResult:
@@ -108,8 +115,7 @@ def run_dataset(name: str, seeds: list[int], iterations: int, samples: int,
             imp_train = impute(program, xt, mt, samples, seed=seed).cpu().numpy()
             imp_test = impute(program, xe, me, samples, seed=seed).cpu().numpy()
             if target:
-                pred = predict_target(program, xe, me, samples, seed=seed).cpu().numpy()
-                pred = pred * d["y_sd"] + d["y_mean"]
+                pred = predict_y(program, xe, me, samples, seed, d)
             else:
                 pred = _mlp(seed).fit(imp_train, d["y_train"]).predict(imp_test)
             rows.append(_row(name, seed, method, d, pred, imp_train, imp_test,

@@ -212,7 +212,7 @@ def test_early_stopping_keeps_each_seeds_best_checkpoint_and_resumes(tmp_path, m
     xe, me = supervised._tensors(d["x_test"], d["m_test"])
     for r, row in runs[runs["method"] == "joint-stopped"].reset_index().iterrows():
         alone = supervised.fit_generative(fit_part, True, [0, 1], int(row["stop_iteration"]))
-        pred = early_stopping._predict(alone.replica(r), xe, me, 5, r, d)
+        pred = supervised.predict_y(alone.replica(r), xe, me, 5, r, d)
         assert np.mean((pred - d["y_test"]) ** 2) == pytest.approx(row["test_mse"], rel=1e-5)
     # Stopped after its first checkpoint, the run resumes there and ends the same.
     fit_generative, calls = early_stopping.fit_generative, []

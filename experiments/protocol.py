@@ -6,6 +6,7 @@ import argparse
 import os
 import re
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -112,6 +113,20 @@ def run_group(specs: list[RunSpec], device: str | None = None, progress: bool = 
                        final_bound=float("nan"), iterations=0, impute_samples=0,
                        rmse=rmse_missing(x, x_imp, mask))
         return rows
+    runs = imputed_runs(specs, device, progress, snapshots)
+    for row, (x_imp, facts) in zip(rows, runs, strict=True):
+        row.update(facts, rmse=rmse_missing(x, x_imp, mask))
+    return rows
+
+
+def imputed_runs(specs: list[RunSpec], device: str | None = None, progress: bool = False,
+                 snapshots: str | Path | None = None) -> Iterator[tuple[np.ndarray, dict]]:
+    """Train a group of trained-model runs as replicas (resuming from, and saving to, its
+    snapshot in ``snapshots``), then yield each run's imputed training rows (standardised
+    scale) with its train_seconds, impute_seconds and final_bound (mean bound of the last
+    1,000 iterations), in the order of ``specs``."""
+    first = specs[0]
+    x, mask = prepare(first.dataset, first.offset)
     config = config_from_name(first.model, n_features=x.shape[1])
     xt = torch.tensor(np.where(mask, x, 0.0), dtype=torch.float32)
     mt = torch.tensor(mask)
@@ -121,11 +136,10 @@ def run_group(specs: list[RunSpec], device: str | None = None, progress: bool = 
                  replicas=len(specs),
                  snapshot=None if snapshots is None else snapshot_path(snapshots, specs))
     history = result.history.reshape(len(result.history), -1)
-    for r, (spec, row) in enumerate(zip(specs, rows, strict=True)):
+    for r, spec in enumerate(specs):
         start = time.perf_counter()
         x_imp = impute(result.replica(r), xt, mt, spec.impute_samples, seed=spec.seed)
-        row.update(train_seconds=result.seconds / len(specs),
-                   impute_seconds=time.perf_counter() - start,
-                   final_bound=float(history[-min(1000, len(history)):, r].mean()),
-                   rmse=rmse_missing(x, x_imp.cpu().double().numpy(), mask))
-    return rows
+        yield x_imp.cpu().double().numpy(), {
+            "train_seconds": result.seconds / len(specs),
+            "impute_seconds": time.perf_counter() - start,
+            "final_bound": float(history[-min(1000, len(history)):, r].mean())}

@@ -10,11 +10,11 @@ import pandas as pd
 import pytest
 import torch
 
-from experiments import uci
+from experiments import imputation_bias, uci
 from experiments.baselines import impute_baseline
 from experiments.datasets import DATASETS, load_dataset
 from experiments.mechanisms import mcar, paper_mnar, standardise
-from experiments.metrics import rmse_missing
+from experiments.metrics import rmse_missing, signed_error_missing
 from experiments.outputs import check_settings
 from experiments.protocol import RunSpec, group_replicas, run_group, snapshot_path
 from inference import device, training
@@ -183,3 +183,41 @@ def test_experiment_counts_must_be_positive(module, capsys, tmp_path):
         main(["--iterations", "0"] + ([] if module == "bench" else ["--out", str(tmp_path)]))
     assert exit_info.value.code == 2
     assert "--iterations: must be at least 1, got 0" in capsys.readouterr().err
+
+
+def test_signed_error_and_cut_off_side_by_hand():
+    x = np.array([[1.0, 0.5, 2.0], [2.0, -1.0, 0.3], [0.2, 0.1, 1.5]])
+    mask = np.array([[False, True, False], [False, True, True], [True, True, False]])
+    x_imp = np.where(mask, x, np.array([[0.5, 9.0, 2.5], [-0.1, 9.0, 9.0], [9.0, 9.0, 2.0]]))
+    assert np.allclose(signed_error_missing(x, x_imp, mask)[[0, 2]],
+                       [((0.5 - 1.0) + (-0.1 - 2.0)) / 2, ((2.5 - 2.0) + (2.0 - 1.5)) / 2])
+    assert np.isnan(signed_error_missing(x, x_imp, mask)[1])  # nothing missing there
+    row, columns = imputation_bias.describe_run(RunSpec("red", "m", 3), x, x_imp, mask)
+    assert row["signed_error"] == pytest.approx((-0.5 - 2.1 + 0.5 + 0.5) / 4)
+    assert row["mean_imputed"] == pytest.approx((0.5 - 0.1 + 2.5 + 2.0) / 4)
+    assert row["share_at_or_below_cutoff"] == 0.25  # -0.1 <= 0, the cut-off at offset 0
+    assert [(c["column"], c["missing"]) for c in columns] == [(0, 2), (2, 2)]
+
+
+def test_imputation_bias_reproduces_the_runner_and_keeps_the_trained_groups(tmp_path,
+                                                                           monkeypatch):
+    common = ["--datasets", "banknote", "--models", "notmiwae:linear", "--seeds", "2",
+              "--iterations", "12", "--impute-samples", "10", "--jobs", "1"]
+    uci.main(common + ["--out", str(tmp_path / "uci")])
+    bias = common + ["--reference", str(tmp_path / "uci" / "runs.csv"),
+                     "--out", str(tmp_path / "bias")]
+    imputation_bias.main(bias)
+    ours = pd.read_csv(tmp_path / "bias" / "runs.csv")
+    theirs = pd.read_csv(tmp_path / "uci" / "runs.csv")
+    assert ours["rmse"].tolist() == theirs["rmse"].tolist()
+    assert "| 0 (2 runs) |" in (tmp_path / "bias" / "summary.md").read_text()
+    assert (tmp_path / "bias" / "trained").is_dir()
+
+    def no_step(*args):
+        def step(*batch):
+            raise AssertionError("a kept group trained again")
+        return step
+    monkeypatch.setattr(training, "_iw_step", no_step)
+    (tmp_path / "bias" / "runs.csv").unlink()  # forget the rows, keep the trained groups
+    imputation_bias.main(bias)
+    assert pd.read_csv(tmp_path / "bias" / "runs.csv")["rmse"].tolist() == ours["rmse"].tolist()

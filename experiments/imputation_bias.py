@@ -1,0 +1,152 @@
+"""Where do the imputations go? The signed imputation error of the paper's UCI runs.
+
+    python -m experiments.imputation_bias --datasets concrete \
+        --models notmiwae:linear,masked-notmiwae:linear --seeds 5 --iterations 100000 \
+        --impute-samples 10000 --reference results/masked/runs.csv --out results/masked/bias
+
+Trains and imputes exactly as ``experiments.uci`` does (seeds 0..S-1 as replicas of one
+program, the paper's settings), but keeps more than the RMSE. Under the paper's
+mechanism every missing value lies above its column's cut-off (mean + offset sd), so
+the RMSE alone does not say whether a model imputes too high or too low. Per run
+(OUT/runs.csv): the RMSE; the signed error, mean of (imputed - true) over the missing
+entries; the mean true and mean imputed missing value; and the share of missing entries
+imputed at or below the cut-off, the side the mechanism leaves observed. Per run and
+column (OUT/columns.csv): the signed error. OUT/summary.md: means over seeds.
+
+``--reference``: a runs.csv of the same runs (``results/masked/runs.csv``); the RMSE of
+each run is set beside the one recorded there, which a rerun reproduces. The trained
+groups are kept in OUT/trained/ (training snapshots, not in git): a later invocation
+with more columns to compute re-imputes them without training again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from inference.device import as_finished
+
+from .baselines import BASELINES
+from .datasets import DATASETS
+from .metrics import rmse_missing, signed_error_missing
+from .outputs import check_settings, log_command
+from .protocol import RunSpec, add_protocol_options, imputed_runs, prepare, split_list
+from .report import interval
+
+
+def describe_run(spec: RunSpec, x: np.ndarray, x_imp: np.ndarray,
+                 mask: np.ndarray) -> tuple[dict, list[dict]]:
+    """The run's row (RMSE, signed error, means, share imputed at or below the cut-off)
+    and one row per column with missing entries (its signed error)."""
+    missing = ~mask
+    key = {"dataset": spec.dataset, "model": spec.model, "seed": spec.seed}
+    row = {**key, "iterations": spec.iterations, "impute_samples": spec.impute_samples,
+           "offset": spec.offset, "rmse": rmse_missing(x, x_imp, mask),
+           "signed_error": float(np.mean(x_imp[missing] - x[missing])),
+           "mean_true": float(x[missing].mean()), "mean_imputed": float(x_imp[missing].mean()),
+           "share_at_or_below_cutoff": float(np.mean(x_imp[missing] <= spec.offset))}
+    per_column = signed_error_missing(x, x_imp, mask)
+    columns = [{**key, "column": j, "missing": int(missing[:, j].sum()),
+                "signed_error": float(per_column[j])}
+               for j in np.flatnonzero(missing.any(axis=0))]
+    return row, columns
+
+
+def run_group(specs: list[RunSpec], trained: Path) -> tuple[list[dict], list[dict]]:
+    """Train (or reload from ``trained``) and impute one group; describe each run.
+
+    The cut-off is ``offset`` on the standardised scale (mean 0, sd 1 per column)."""
+    x, mask = prepare(specs[0].dataset, specs[0].offset)
+    rows, columns = [], []
+    for spec, (x_imp, _) in zip(specs, imputed_runs(specs, snapshots=trained), strict=True):
+        row, cols = describe_run(spec, x, x_imp, mask)
+        rows.append(row)
+        columns.extend(cols)
+    return rows, columns
+
+
+def summary(runs: pd.DataFrame, reference: pd.DataFrame | None) -> str:
+    """Per (data set, model): 95% intervals over seeds, and the reference RMSE check."""
+    lines = ["| data set | model | seeds | RMSE | signed error | mean imputed (true) | "
+             "share at or below the cut-off (range) | largest RMSE change from the reference |",
+             "|---|---|---|---|---|---|---|---|"]
+    for (dataset, model), g in runs.groupby(["dataset", "model"], sort=False):
+        check = "-"
+        if reference is not None:
+            both = g.merge(reference, on=["dataset", "model", "seed", "iterations",
+                                          "impute_samples", "offset"], suffixes=("", "_ref"))
+            if len(both):
+                check = (f"{np.abs(both['rmse'] - both['rmse_ref']).max():.2g} "
+                         f"({len(both)} runs)")
+        lines.append(
+            f"| {dataset} | {model} | {len(g)} | {interval(g['rmse'])} | "
+            f"{interval(g['signed_error'])} | {g['mean_imputed'].mean():.3f} "
+            f"({g['mean_true'].mean():.3f}) | {_spread(g['share_at_or_below_cutoff'])} | "
+            f"{check} |")
+    return "\n".join(lines) + "\n"
+
+
+def _spread(values: pd.Series) -> str:
+    """'mean (min-max)': for a share, where a t-interval could leave [0, 1]."""
+    return f"{values.mean():.3f} ({values.min():.3f}-{values.max():.3f})"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m experiments.imputation_bias",
+                                     description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--datasets", default="concrete")
+    parser.add_argument("--models", default="notmiwae:linear,masked-notmiwae:linear",
+                        help="comma-separated trained models (names as experiments.uci)")
+    add_protocol_options(parser)
+    parser.add_argument("--reference", default=None,
+                        help="a runs.csv of the same runs, to check the RMSE against")
+    parser.add_argument("--out", required=True,
+                        help="output folder: runs.csv, columns.csv, summary.md, trained/")
+    args = parser.parse_args(argv)
+    datasets, models = split_list(args.datasets), split_list(args.models)
+    for name in datasets:
+        if name not in DATASETS:
+            parser.error(f"unknown data set {name!r}; choose from {', '.join(DATASETS)}")
+    for name in models:
+        if name in BASELINES:
+            parser.error(f"{name!r} is a baseline; this describes trained models only")
+    out = Path(args.out)
+    check_settings(out, {"iterations": args.iterations,
+                         "impute_samples": args.impute_samples}, {})
+    log_command(out, "experiments.imputation_bias", argv)
+    runs_path, columns_path = out / "runs.csv", out / "columns.csv"
+    done = pd.read_csv(runs_path) if runs_path.exists() else pd.DataFrame(
+        columns=["dataset", "model", "seed"])
+    groups = []
+    for dataset in datasets:
+        for model in models:
+            seeds = [s for s in range(args.seeds)
+                     if not ((done["dataset"] == dataset) & (done["model"] == model)
+                             & (done["seed"] == s)).any()]
+            if seeds:
+                groups.append(([RunSpec(dataset, model, s, args.iterations,
+                                        args.impute_samples) for s in seeds],))
+    describe = functools.partial(run_group, trained=out / "trained")
+    for _, (rows, columns) in as_finished(describe, groups, args.jobs):
+        for path, frame in ((runs_path, rows), (columns_path, columns)):
+            pd.DataFrame(frame).to_csv(path, mode="a", header=not path.exists(), index=False)
+    runs = pd.read_csv(runs_path)
+    runs = runs[runs["dataset"].isin(datasets) & runs["model"].isin(models)
+                & (runs["seed"] < args.seeds)]
+    reference = pd.read_csv(args.reference) if args.reference else None
+    text = summary(runs, reference)
+    (out / "summary.md").write_text(
+        f"Signed imputation error, {args.iterations} iterations, L = "
+        f"{args.impute_samples}; mean [95% t-interval] over seeds; reference: "
+        f"{args.reference}.\n\n{text}")
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

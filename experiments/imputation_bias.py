@@ -56,7 +56,7 @@ def describe_run(spec: RunSpec, x: np.ndarray, x_imp: np.ndarray,
     return row, columns
 
 
-def run_group(specs: list[RunSpec], trained: Path) -> tuple[list[dict], list[dict]]:
+def describe_group(specs: list[RunSpec], trained: Path) -> tuple[list[dict], list[dict]]:
     """Train (or reload from ``trained``) and impute one group; describe each run.
 
     The cut-off is ``offset`` on the standardised scale (mean 0, sd 1 per column)."""
@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
             if seeds:
                 groups.append(([RunSpec(dataset, model, s, args.iterations,
                                         args.impute_samples) for s in seeds],))
-    describe = functools.partial(run_group, trained=out / "trained")
+    describe = functools.partial(describe_group, trained=out / "trained")
     for _, (rows, columns) in as_finished(describe, groups, args.jobs):
         for path, frame in ((runs_path, rows), (columns_path, columns)):
             pd.DataFrame(frame).to_csv(path, mode="a", header=not path.exists(), index=False)

@@ -121,7 +121,7 @@ def run_group(specs: list[RunSpec], device: str | None = None, progress: bool = 
 
 def imputed_runs(specs: list[RunSpec], device: str | None = None, progress: bool = False,
                  snapshots: str | Path | None = None) -> Iterator[tuple[np.ndarray, dict]]:
-    """Train a group of trained-model runs as replicas (resuming from, and saving to, its
+    """Train a group of runs of one model as replicas (resuming from, and saving to, its
     snapshot in ``snapshots``), then yield each run's imputed training rows (standardised
     scale) with its train_seconds, impute_seconds and final_bound (mean bound of the last
     1,000 iterations), in the order of ``specs``."""

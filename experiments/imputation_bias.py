@@ -11,7 +11,9 @@ the RMSE alone does not say whether a model imputes too high or too low. Per run
 (OUT/runs.csv): the RMSE; the signed error, mean of (imputed - true) over the missing
 entries; the mean true and mean imputed missing value; and the share of missing entries
 imputed at or below the cut-off, the side the mechanism leaves observed. Per run and
-column (OUT/columns.csv): the signed error. OUT/summary.md: means over seeds.
+column (OUT/columns.csv): the signed error, the mean true and mean imputed missing
+value, and the column's lowest observed value (all on the standardised scale).
+OUT/summary.md: means over seeds.
 
 ``--reference``: a runs.csv of the same runs (``results/masked/runs.csv``); the RMSE of
 each run is set beside the one recorded there, which a rerun reproduces. The trained
@@ -30,18 +32,25 @@ import pandas as pd
 
 from inference.device import as_finished
 
-from .baselines import BASELINES
-from .datasets import DATASETS
 from .metrics import rmse_missing, signed_error_missing
 from .outputs import check_settings, log_command
-from .protocol import RunSpec, add_protocol_options, imputed_runs, prepare, split_list
+from .protocol import (
+    RunSpec,
+    add_protocol_options,
+    check_names,
+    group_replicas,
+    imputed_runs,
+    prepare,
+    split_list,
+)
 from .report import interval
 
 
 def describe_run(spec: RunSpec, x: np.ndarray, x_imp: np.ndarray,
                  mask: np.ndarray) -> tuple[dict, list[dict]]:
     """The run's row (RMSE, signed error, means, share imputed at or below the cut-off)
-    and one row per column with missing entries (its signed error)."""
+    and one row per column with missing entries (its signed error, mean true and mean
+    imputed missing value, and lowest observed value)."""
     missing = ~mask
     key = {"dataset": spec.dataset, "model": spec.model, "seed": spec.seed}
     row = {**key, "iterations": spec.iterations, "impute_samples": spec.impute_samples,
@@ -51,7 +60,10 @@ def describe_run(spec: RunSpec, x: np.ndarray, x_imp: np.ndarray,
            "share_at_or_below_cutoff": float(np.mean(x_imp[missing] <= spec.offset))}
     per_column = signed_error_missing(x, x_imp, mask)
     columns = [{**key, "column": j, "missing": int(missing[:, j].sum()),
-                "signed_error": float(per_column[j])}
+                "signed_error": float(per_column[j]),
+                "mean_true": float(x[missing[:, j], j].mean()),
+                "mean_imputed": float(x_imp[missing[:, j], j].mean()),
+                "observed_min": float(x[mask[:, j], j].min())}
                for j in np.flatnonzero(missing.any(axis=0))]
     return row, columns
 
@@ -109,28 +121,18 @@ def main(argv: list[str] | None = None) -> int:
                         help="output folder: runs.csv, columns.csv, summary.md, trained/")
     args = parser.parse_args(argv)
     datasets, models = split_list(args.datasets), split_list(args.models)
-    for name in datasets:
-        if name not in DATASETS:
-            parser.error(f"unknown data set {name!r}; choose from {', '.join(DATASETS)}")
-    for name in models:
-        if name in BASELINES:
-            parser.error(f"{name!r} is a baseline; this describes trained models only")
+    check_names(parser, datasets, models, trained_only=True)
     out = Path(args.out)
     check_settings(out, {"iterations": args.iterations,
                          "impute_samples": args.impute_samples}, {})
     log_command(out, "experiments.imputation_bias", argv)
     runs_path, columns_path = out / "runs.csv", out / "columns.csv"
-    done = pd.read_csv(runs_path) if runs_path.exists() else pd.DataFrame(
-        columns=["dataset", "model", "seed"])
-    groups = []
-    for dataset in datasets:
-        for model in models:
-            seeds = [s for s in range(args.seeds)
-                     if not ((done["dataset"] == dataset) & (done["model"] == model)
-                             & (done["seed"] == s)).any()]
-            if seeds:
-                groups.append(([RunSpec(dataset, model, s, args.iterations,
-                                        args.impute_samples) for s in seeds],))
+    done = set() if not runs_path.exists() else set(
+        pd.read_csv(runs_path)[["dataset", "model", "seed"]].itertuples(index=False, name=None))
+    todo = [RunSpec(d, m, s, args.iterations, args.impute_samples)
+            for d in datasets for m in models for s in range(args.seeds)
+            if (d, m, s) not in done]
+    groups = [(group,) for group in group_replicas(todo, args.seeds)]
     describe = functools.partial(describe_group, trained=out / "trained")
     for _, (rows, columns) in as_finished(describe, groups, args.jobs):
         for path, frame in ((runs_path, rows), (columns_path, columns)):

@@ -19,7 +19,7 @@ from inference.training import TrainConfig, fit
 from models.registry import config_from_name
 
 from .baselines import BASELINES, impute_baseline
-from .datasets import load_dataset
+from .datasets import DATASETS, load_dataset
 from .mechanisms import paper_mnar, standardise
 from .metrics import rmse_missing
 
@@ -60,6 +60,24 @@ def add_protocol_options(parser: argparse.ArgumentParser, unit: str = "model") -
                         help="importance samples L for imputation (the paper: 10,000)")
     parser.add_argument("--jobs", type=positive_int, default=os.cpu_count() or 1,
                         help="parallel processes, one thread each (default: one per core)")
+
+
+def check_names(parser: argparse.ArgumentParser, datasets: list[str], models: list[str],
+                trained_only: bool = False) -> None:
+    """``parser.error`` on an unknown data set or model name (or, with ``trained_only``,
+    a baseline), before anything runs."""
+    for name in datasets:
+        if name not in DATASETS:
+            parser.error(f"unknown data set {name!r}; choose from {', '.join(DATASETS)}")
+    for name in models:
+        if name in BASELINES:
+            if trained_only:
+                parser.error(f"{name!r} is a baseline; this describes trained models only")
+            continue
+        try:
+            config_from_name(name, n_features=2)
+        except ValueError as err:
+            parser.error(str(err))
 
 
 def prepare(dataset: str, offset: float = 0.0) -> tuple[np.ndarray, np.ndarray]:

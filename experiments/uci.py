@@ -23,14 +23,13 @@ import pandas as pd
 from inference.cli import positive_int
 from inference.device import as_finished
 from inference.training import INITS, TrainConfig
-from models.registry import config_from_name
 
-from .baselines import BASELINES
 from .datasets import DATASETS
 from .outputs import check_settings, log_command
 from .protocol import (
     RunSpec,
     add_protocol_options,
+    check_names,
     group_replicas,
     run_group,
     snapshot_path,
@@ -71,15 +70,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     args.datasets = split_list(args.datasets)
     args.models = split_list(args.models)
-    for name in args.datasets:
-        if name not in DATASETS:
-            p.error(f"unknown data set {name!r}; choose from {', '.join(DATASETS)}")
-    for name in args.models:
-        if name not in BASELINES:
-            try:
-                config_from_name(name, n_features=2)
-            except ValueError as err:
-                p.error(str(err))
+    check_names(p, args.datasets, args.models)
     return args
 
 

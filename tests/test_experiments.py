@@ -197,6 +197,8 @@ def test_signed_error_and_cut_off_side_by_hand():
     assert row["mean_imputed"] == pytest.approx((0.5 - 0.1 + 2.5 + 2.0) / 4)
     assert row["share_at_or_below_cutoff"] == 0.25  # -0.1 <= 0, the cut-off at offset 0
     assert [(c["column"], c["missing"]) for c in columns] == [(0, 2), (2, 2)]
+    assert (columns[0]["mean_true"], columns[0]["mean_imputed"]) == pytest.approx((1.5, 0.2))
+    assert (columns[1]["mean_imputed"], columns[1]["observed_min"]) == pytest.approx((2.25, 0.3))
 
 
 def test_imputation_bias_reproduces_the_runner_and_keeps_the_trained_groups(tmp_path,
@@ -221,3 +223,28 @@ def test_imputation_bias_reproduces_the_runner_and_keeps_the_trained_groups(tmp_
     (tmp_path / "bias" / "runs.csv").unlink()  # forget the rows, keep the trained groups
     imputation_bias.main(bias)
     assert pd.read_csv(tmp_path / "bias" / "runs.csv")["rmse"].tolist() == ours["rmse"].tolist()
+
+
+def test_imputation_bias_groups_only_consecutive_seeds(tmp_path):
+    # Seed 1 already described: seeds 0 and 2 must train apart (replica r is seed first + r).
+    args = ["--datasets", "banknote", "--models", "notmiwae:linear", "--seeds", "3",
+            "--iterations", "12", "--impute-samples", "10", "--jobs", "1"]
+    imputation_bias.main(args + ["--out", str(tmp_path / "all")])
+    every = pd.read_csv(tmp_path / "all" / "runs.csv")
+    (tmp_path / "part").mkdir()
+    every[every["seed"] == 1].to_csv(tmp_path / "part" / "runs.csv", index=False)
+    (tmp_path / "part" / "settings.json").write_text(
+        (tmp_path / "all" / "settings.json").read_text())
+    imputation_bias.main(args + ["--out", str(tmp_path / "part")])
+    part = pd.read_csv(tmp_path / "part" / "runs.csv").sort_values("seed")
+    assert part["seed"].tolist() == [0, 1, 2]
+    # trained alone or as replicas: equal up to rounding in the batched arithmetic
+    assert np.allclose(part["rmse"], every.sort_values("seed")["rmse"], rtol=1e-6, atol=0)
+
+
+def test_imputation_bias_refuses_unknown_names_and_baselines(capsys):
+    for models, said in (("notmiwae:nope", "unknown missing 'nope'"),
+                         ("mean", "'mean' is a baseline")):
+        with pytest.raises(SystemExit):
+            imputation_bias.main(["--models", models, "--out", "x"])
+        assert said in capsys.readouterr().err

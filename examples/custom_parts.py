@@ -10,11 +10,11 @@ import pyro.distributions as dist
 import torch
 from torch import nn
 
-from experiments.datasets import load_dataset
-from experiments.mechanisms import paper_mnar
-from experiments.metrics import rmse_missing
-from inference import NotMIWAEImputer
-from models.registry import register
+from notmiwae.experiments.datasets import load_dataset
+from notmiwae.experiments.mechanisms import paper_mnar
+from notmiwae.experiments.metrics import rmse_missing
+from notmiwae.inference import NotMIWAEImputer
+from notmiwae.models.registry import register
 
 
 class MixturePrior(nn.Module):

@@ -1,11 +1,11 @@
 """Speed of the Pyro programs against hand-written PyTorch on the same networks.
 
-    python -m experiments.bench            # a table
-    python -m experiments.bench --json     # one JSON object
+    python -m notmiwae.experiments.bench            # a table
+    python -m notmiwae.experiments.bench --json     # one JSON object
 
 Setting: red wine under the paper's MNAR mechanism, not-MIWAE self-masking-known,
 batch 16, K = 20, 128 hidden units. Training: ms per replica-iteration of the Pyro program
-(``inference.training``) and of the hand-written step (``inference.reference``) at
+(``notmiwae.inference.training``) and of the hand-written step (``notmiwae.inference.reference``) at
 R = 1, 5 and 10 replicas, measured in interleaved rounds in this one process (median of
 the rounds). Imputation: seconds to impute red wine with L = 10,000 importance samples,
 and the seconds of the bare decoder forward pass on the same number of latent samples
@@ -23,13 +23,13 @@ import numpy as np
 import pyro
 import torch
 
-from inference.cli import positive_int
-from inference.device import default_device, flush_denormals
-from inference.imputation import block_sizes, impute
-from inference.noise import generators
-from inference.reference import reference_step
-from inference.training import TrainConfig, _iw_step, init_program, make_optimizer
-from models import config_from_name
+from notmiwae.inference.cli import positive_int
+from notmiwae.inference.device import default_device, flush_denormals
+from notmiwae.inference.imputation import block_sizes, impute
+from notmiwae.inference.noise import generators
+from notmiwae.inference.reference import reference_step
+from notmiwae.inference.training import TrainConfig, _iw_step, init_program, make_optimizer
+from notmiwae.models import config_from_name
 
 from .protocol import prepare
 
@@ -134,8 +134,9 @@ def _counts(text: str) -> list[int]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m experiments.bench", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m notmiwae.experiments.bench", description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--iterations", type=positive_int, default=200,
                         help="steps per round")
@@ -187,7 +188,7 @@ def table(result: dict, samples: int) -> str:
             lines.append(f"| {r} | {result[key]:.3f} | {result[f'torch_ms_r{r}']:.3f} | "
                          f"{result[f'ratio_r{r}']:.2f} |")
     lines += ["", f"| red wine, L = {samples} | seconds |", "|---|---|",
-              f"| imputation (`inference.imputation.impute`, default blocks) | "
+              f"| imputation (`notmiwae.inference.imputation.impute`, default blocks) | "
               f"{result[f'impute_seconds_red_L{samples}']:.2f} |",
               f"| bare decoder forward, same blocks (the floor) | "
               f"{result[f'decoder_floor_seconds_red_L{samples}']:.2f} |",

@@ -1,6 +1,6 @@
-"""Compare two result folders of ``experiments.uci``, run by run, paired by seed.
+"""Compare two result folders of ``notmiwae.experiments.uci``, run by run, paired by seed.
 
-    python -m experiments.compare results/uci-banknote results/uci-banknote-glorot
+    python -m notmiwae.experiments.compare results/uci-banknote results/uci-banknote-glorot
 
 For every (data set, model) in both folders' runs.csv: the mean RMSE of each, the mean
 difference (second - first) with a 95% t-interval over the seeds both have, the
@@ -22,13 +22,15 @@ def read_runs(folder: str) -> pd.DataFrame:
     """FOLDER/runs.csv, or a clear error naming the missing file."""
     path = Path(folder) / "runs.csv"
     if not path.is_file():
-        raise SystemExit(f"{folder}: no runs.csv (give a folder written by experiments.uci)")
+        raise SystemExit(f"{folder}: no runs.csv (give a folder written by "
+                         "notmiwae.experiments.uci)")
     return one_setting(pd.read_csv(path), str(path))
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m experiments.compare", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m notmiwae.experiments.compare", description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("first", help="result folder: the reference")
     parser.add_argument("second", help="result folder compared with it")
     parser.add_argument("--labels", default=None,

@@ -34,7 +34,7 @@ def _read(spec: DatasetSpec) -> pd.DataFrame:
         from sklearn.datasets import load_breast_cancer
 
         return load_breast_cancer(as_frame=True).frame.drop(columns="target")
-    with resources.files("experiments.data").joinpath(spec.file).open("r") as handle:
+    with resources.files("notmiwae.experiments.data").joinpath(spec.file).open("r") as handle:
         return pd.read_csv(handle)
 
 

@@ -1,13 +1,13 @@
 """Stopping the joint model on validation rows: does it mend red wine?
 
-    python -m experiments.early_stopping --datasets red,concrete --seeds 5 \
+    python -m notmiwae.experiments.early_stopping --datasets red,concrete --seeds 5 \
         --iterations 100000 --every 5000 --select-samples 1000 --impute-samples 10000 \
         --out results/supervised/early-stopping
 
-Over the paper's 100,000 iterations the joint model of ``experiments.supervised`` overfits
+Over the paper's 100,000 iterations the joint model of ``notmiwae.experiments.supervised`` overfits
 red wine (``results/supervised/diagnosis/curve.csv``). This tries the usual remedy with a
 rule that never sees the test rows. The split and mechanism are those of
-``experiments.supervised``; a fixed fifth of its training rows (drawn with the split
+``notmiwae.experiments.supervised``; a fixed fifth of its training rows (drawn with the split
 seed) is set aside as validation rows, and the joint model (seeds 0..S-1 as replicas)
 trains on the other four fifths. Every ``--every`` iterations each seed's prediction
 MSE of y on the validation rows is measured (E[y | x^o, s], weights without y,
@@ -18,7 +18,7 @@ Rows of OUT/runs.csv, per data set and seed:
 - ``joint-fit-rows``: the same run's parameters after the last iteration: what the rule
   changes, apart from training on fewer rows.
 
-Columns as in ``experiments.supervised`` (test MSE of y on its original scale,
+Columns as in ``notmiwae.experiments.supervised`` (test MSE of y on its original scale,
 imputation RMSE of all training rows and of the test rows, L = ``--impute-samples``).
 OUT/validation.csv holds every checkpoint's validation MSE. OUT/summary.md sets both
 methods beside the joint and two-stage rows of ``--reference`` (that experiment's
@@ -36,10 +36,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from inference.cli import positive_int
-from inference.device import as_finished
-from inference.imputation import impute
-from models.program import NotMIWAE
+from notmiwae.inference.cli import positive_int
+from notmiwae.inference.device import as_finished
+from notmiwae.inference.imputation import impute
+from notmiwae.models.program import NotMIWAE
 
 from .outputs import check_settings, log_command
 from .protocol import add_protocol_options
@@ -152,7 +152,7 @@ def summary(runs: pd.DataFrame, reference: pd.DataFrame) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m experiments.early_stopping",
+    parser = argparse.ArgumentParser(prog="python -m notmiwae.experiments.early_stopping",
                                      description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--datasets", default="red,concrete")
@@ -163,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="importance samples for the validation MSE")
     parser.add_argument("--split-seed", type=int, default=0)
     parser.add_argument("--reference", default="results/supervised/runs.csv",
-                        help="experiments.supervised's runs.csv, for the summary")
+                        help="notmiwae.experiments.supervised's runs.csv, for the summary")
     parser.add_argument("--out", required=True,
                         help="output folder: runs.csv, validation.csv, summary.md")
     args = parser.parse_args(argv)
@@ -174,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     check_settings(out, {k: getattr(args, k) for k in (
         "seeds", "iterations", "every", "select_samples", "impute_samples", "split_seed")}, {})
-    log_command(out, "experiments.early_stopping", argv)
+    log_command(out, "notmiwae.experiments.early_stopping", argv)
     runs_path = out / "runs.csv"
     done = set(pd.read_csv(runs_path)["dataset"]) if runs_path.exists() else set()
     jobs = [(name, list(range(args.seeds)), args.iterations, args.every,

@@ -1,6 +1,6 @@
 """Write a bundled data set as CSV with the paper's MNAR mechanism applied (empty = missing).
 
-    python -m experiments.export --dataset banknote --out banknote_mnar.csv \
+    python -m notmiwae.experiments.export --dataset banknote --out banknote_mnar.csv \
         --truth banknote_complete.csv
 """
 
@@ -13,8 +13,9 @@ from .mechanisms import paper_mnar
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m experiments.export", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m notmiwae.experiments.export", description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", required=True, choices=sorted(DATASETS),
                         help="bundled UCI data set")
     parser.add_argument("--offset", type=float, default=0.0,

@@ -1,10 +1,10 @@
 """Where do the imputations go? The signed imputation error of the paper's UCI runs.
 
-    python -m experiments.imputation_bias --datasets concrete \
+    python -m notmiwae.experiments.imputation_bias --datasets concrete \
         --models notmiwae:linear,masked-notmiwae:linear --seeds 5 --iterations 100000 \
         --impute-samples 10000 --reference results/masked/runs.csv --out results/masked/bias
 
-Trains and imputes exactly as ``experiments.uci`` does (seeds 0..S-1 as replicas of one
+Trains and imputes exactly as ``notmiwae.experiments.uci`` does (seeds 0..S-1 as replicas of one
 program, the paper's settings), but keeps more than the RMSE. Under the paper's
 mechanism every missing value lies above its column's cut-off (mean + offset sd), so
 the RMSE alone does not say whether a model imputes too high or too low. Per run
@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from inference.device import as_finished
+from notmiwae.inference.device import as_finished
 
 from .metrics import rmse_missing, signed_error_missing
 from .outputs import check_settings, log_command
@@ -108,12 +108,12 @@ def _spread(values: pd.Series) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m experiments.imputation_bias",
+    parser = argparse.ArgumentParser(prog="python -m notmiwae.experiments.imputation_bias",
                                      description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--datasets", default="concrete")
     parser.add_argument("--models", default="notmiwae:linear,masked-notmiwae:linear",
-                        help="comma-separated trained models (names as experiments.uci)")
+                        help="comma-separated trained models (names as notmiwae.experiments.uci)")
     add_protocol_options(parser)
     parser.add_argument("--reference", default=None,
                         help="a runs.csv of the same runs, to check the RMSE against")
@@ -125,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     check_settings(out, {"iterations": args.iterations,
                          "impute_samples": args.impute_samples}, {})
-    log_command(out, "experiments.imputation_bias", argv)
+    log_command(out, "notmiwae.experiments.imputation_bias", argv)
     runs_path, columns_path = out / "runs.csv", out / "columns.csv"
     done = set() if not runs_path.exists() else set(
         pd.read_csv(runs_path)[["dataset", "model", "seed"]].itertuples(index=False, name=None))

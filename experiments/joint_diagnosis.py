@@ -1,10 +1,10 @@
 """Why does the joint model predict worse than two stages on red wine? One trained joint
 model, taken apart.
 
-    python -m experiments.joint_diagnosis --datasets red,concrete --seed 0 \
+    python -m notmiwae.experiments.joint_diagnosis --datasets red,concrete --seed 0 \
         --iterations 100000 --impute-samples 10000 --out results/supervised/diagnosis
 
-The split, mechanism and training of ``experiments.supervised``'s joint method, for one
+The split, mechanism and training of ``notmiwae.experiments.supervised``'s joint method, for one
 seed, trained alone rather than as one of several replicas: the same run up to
 floating-point rounding, which over 100,000 steps can carry it to another optimum, so
 ``mse_joint`` need not equal that experiment's number for the seed. Per data set:
@@ -60,10 +60,15 @@ import numpy as np
 import pandas as pd
 import torch
 
-from inference.cli import positive_int
-from inference.device import process_pool, program_device
-from inference.imputation import effective_sample_size, impute, predict_target, weight_overlap
-from models.program import NotMIWAE
+from notmiwae.inference.cli import positive_int
+from notmiwae.inference.device import process_pool, program_device
+from notmiwae.inference.imputation import (
+    effective_sample_size,
+    impute,
+    predict_target,
+    weight_overlap,
+)
+from notmiwae.models.program import NotMIWAE
 
 from .metrics import rmse_missing
 from .outputs import log_command
@@ -180,7 +185,7 @@ def _f(program: NotMIWAE, x) -> np.ndarray:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m experiments.joint_diagnosis",
+    parser = argparse.ArgumentParser(prog="python -m notmiwae.experiments.joint_diagnosis",
                                      description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--datasets", default="red,concrete")
@@ -198,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    log_command(out, "experiments.joint_diagnosis", argv)
+    log_command(out, "notmiwae.experiments.joint_diagnosis", argv)
     if args.curve_every:
         return _curves(out, names, args)
     path = out / "diagnosis.csv"

@@ -1,15 +1,15 @@
 """Does the latent mask variable help? Masked not-MIWAE against not-MIWAE, paired by seed.
 
-    python -m experiments.masked --datasets red,white --seeds 5 --iterations 100000 \
+    python -m notmiwae.experiments.masked --datasets red,white --seeds 5 --iterations 100000 \
         --impute-samples 10000 --out results/masked
 
-Runs the paper's UCI protocol (``experiments.uci``) for every missing model in
+Runs the paper's UCI protocol (``notmiwae.experiments.uci``) for every missing model in
 {linear, selfmasking, selfmasking_known} x {deep, PPCA-like decoder} x {with, without
 z_mask}, then pairs each masked run with the plain run of the same seed: OUT/pairs.md
 and OUT/pairs.csv give the mean RMSE difference (masked - plain) with a 95% t-interval
 over seeds and the relative change, and a grid of where the masked model is better or
 worse (drawn in OUT/pairs.png); OUT/bound_pairs.csv (and pairs.md) the same for the
-training bound. Resumable, like ``experiments.uci``.
+training bound. Resumable, like ``notmiwae.experiments.uci``.
 """
 
 from __future__ import annotations
@@ -43,10 +43,11 @@ def pairs(runs: pd.DataFrame, value: str = "rmse") -> pd.DataFrame:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m experiments.masked", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m notmiwae.experiments.masked", description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--datasets", default="red,white",
-                        help="comma-separated UCI data sets (see experiments.uci)")
+                        help="comma-separated UCI data sets (see notmiwae.experiments.uci)")
     add_protocol_options(parser)
     parser.add_argument("--out", required=True,
                         help="output folder: runs.csv, pairs(.csv, .md, .png), bound_pairs.csv")

@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from inference.cli import positive_int
-from inference.imputation import impute
-from inference.training import TrainConfig, fit
-from models.registry import config_from_name
+from notmiwae.inference.cli import positive_int
+from notmiwae.inference.imputation import impute
+from notmiwae.inference.training import TrainConfig, fit
+from notmiwae.models.registry import config_from_name
 
 from .baselines import BASELINES, impute_baseline
 from .datasets import DATASETS, load_dataset
@@ -38,7 +38,7 @@ class RunSpec:
 
     def key(self) -> tuple:
         """What identifies a result within one output folder; baselines ignore the training
-        settings. Batch size, K and init are fixed per folder (``experiments.uci``)."""
+        settings. Batch size, K and init are fixed per folder (``notmiwae.experiments.uci``)."""
         trained = self.model not in BASELINES
         return (self.dataset, self.model, int(self.seed),
                 int(self.iterations) if trained else 0,

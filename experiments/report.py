@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from inference.checks import pyplot
+from notmiwae.inference.checks import pyplot
 
 
 def one_setting(runs: pd.DataFrame, source: str) -> pd.DataFrame:

@@ -1,6 +1,6 @@
 """Joint supervision: does training the regressor inside the not-MIWAE bound help?
 
-    python -m experiments.supervised --datasets red,concrete --seeds 5 \
+    python -m notmiwae.experiments.supervised --datasets red,concrete --seeds 5 \
         --iterations 100000 --impute-samples 10000 --out results/supervised
 
 Per data set: one 80/20 split (``--split-seed``); features standardised with the training
@@ -32,10 +32,10 @@ import pandas as pd
 import torch
 from sklearn.neural_network import MLPRegressor
 
-from inference.device import as_finished
-from inference.imputation import impute, predict_target
-from inference.training import FitResult, TrainConfig, fit
-from models.registry import config_from_name
+from notmiwae.inference.device import as_finished
+from notmiwae.inference.imputation import impute, predict_target
+from notmiwae.inference.training import FitResult, TrainConfig, fit
+from notmiwae.models.registry import config_from_name
 
 from .baselines import impute_baseline
 from .datasets import DATASETS, load_target
@@ -93,7 +93,7 @@ def fit_generative(d: dict, target: bool, seeds: list[int], iterations: int,
                    snapshot: str | Path | None = None) -> FitResult:
     """not-MIWAE on a split's training rows, with p(y | x) inside the weights when
     ``target`` (the joint model); the seeds train as replicas. ``snapshot``: see
-    ``inference.training.fit`` (resume, or continue a shorter run)."""
+    ``notmiwae.inference.training.fit`` (resume, or continue a shorter run)."""
     xt, mt = _tensors(d["x_train"], d["m_train"])
     config = config_from_name(f"notmiwae:{MISSING}", xt.shape[1], target=target)
     return fit(config, xt, mt, TrainConfig(iterations=iterations, seed=seeds[0]),
@@ -176,7 +176,7 @@ def target_datasets(parser: argparse.ArgumentParser, text: str) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m experiments.supervised",
+    parser = argparse.ArgumentParser(prog="python -m notmiwae.experiments.supervised",
                                      description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--datasets", default="red,concrete",
@@ -193,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     check_settings(out, {"seeds": args.seeds, "iterations": args.iterations,
                          "impute_samples": args.impute_samples,
                          "split_seed": args.split_seed}, EARLIER_SETTINGS)
-    log_command(out, "experiments.supervised", argv)
+    log_command(out, "notmiwae.experiments.supervised", argv)
     runs_path = out / "runs.csv"
     done = pd.read_csv(runs_path) if runs_path.exists() else pd.DataFrame()
     todo = [n for n in names if done.empty or n not in set(done["dataset"])]

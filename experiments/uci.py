@@ -2,7 +2,7 @@
 
 Example (a few minutes; 20,000 iterations, a fifth of the paper's 100,000)::
 
-    python -m experiments.uci --datasets banknote \
+    python -m notmiwae.experiments.uci --datasets banknote \
         --models notmiwae:selfmasking_known,miwae,mean --seeds 1 --iterations 20000 \
         --impute-samples 1000 --out runs/quick
 
@@ -20,9 +20,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from inference.cli import positive_int
-from inference.device import as_finished
-from inference.training import INITS, TrainConfig
+from notmiwae.inference.cli import positive_int
+from notmiwae.inference.device import as_finished
+from notmiwae.inference.training import INITS, TrainConfig
 
 from .datasets import DATASETS
 from .outputs import check_settings, log_command
@@ -44,8 +44,9 @@ DEFAULT_SETTINGS = {"batch_size": _PAPER.batch_size, "particles": _PAPER.num_par
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """The runner's options (see the module docstring)."""
-    p = argparse.ArgumentParser(prog="python -m experiments.uci", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m notmiwae.experiments.uci", description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--datasets", default="banknote",
                    help=f"comma-separated, from {','.join(DATASETS)}")
     p.add_argument("--models", default="notmiwae:selfmasking_known,miwae,mean",
@@ -80,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     check_settings(out, {"batch_size": args.batch_size, "particles": args.particles,
                          "init": args.init}, DEFAULT_SETTINGS)
-    log_command(out, "experiments.uci", argv)
+    log_command(out, "notmiwae.experiments.uci", argv)
     runs_path = out / "runs.csv"
     done = pd.read_csv(runs_path) if runs_path.exists() else pd.DataFrame()
     specs = [RunSpec(d, m, s, args.iterations, args.impute_samples, args.offset,

@@ -21,7 +21,7 @@ import torch
 from pyro import poutine
 from pyro.infer import Predictive
 
-from models.program import NotMIWAE
+from notmiwae.models.program import NotMIWAE
 
 from .data import masked_data
 from .device import program_device

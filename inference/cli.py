@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from models.registry import variant_from_name
+from notmiwae.models.registry import variant_from_name
 
 from .config import dump_config, load_config
 
@@ -108,7 +108,7 @@ def cmd_check(args: argparse.Namespace) -> None:
 
 def cmd_render(args: argparse.Namespace) -> None:
     """`notmiwae render`: draw a variant's graphical model."""
-    from models.render import render
+    from notmiwae.models.render import render
 
     print(f"wrote {render(args.model, args.out, args.features)}")
 

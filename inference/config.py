@@ -1,6 +1,6 @@
 """Declarative configuration: one TOML file names every part and setting.
 
-    [model]                       # parts, by registered name (models.registry.register)
+    [model]                       # parts, by registered name (notmiwae.models.registry.register)
     prior = "normal"
     decoder = "gaussian"
     missing = "selfmasking_known"
@@ -31,7 +31,7 @@ from pathlib import Path
 
 import tomllib
 
-from models.registry import variant_from_name
+from notmiwae.models.registry import variant_from_name
 
 SECTIONS = {
     "model": {"prior": "prior", "decoder": "decoder", "missing": "missing",

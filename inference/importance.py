@@ -19,7 +19,7 @@ import torch
 from pyro.distributions.util import scale_and_mask
 from pyro.poutine import Trace
 
-from models.program import PARTICLE_DIM, NotMIWAE
+from notmiwae.models.program import PARTICLE_DIM, NotMIWAE
 
 from .noise import ReplicaNoise
 
@@ -29,7 +29,7 @@ def run_program(program: NotMIWAE, x: torch.Tensor, mask: torch.Tensor,
                 y: torch.Tensor | None = None) -> Trace:
     """One vectorized run of the guide (which runs the model once) over K particles.
 
-    ``noise``: one random generator per replica (see :mod:`inference.noise`); by default
+    ``noise``: one random generator per replica (see :mod:`notmiwae.inference.noise`); by default
     the global random state is used. ``y``: the target of a jointly supervised program;
     left out, it is latent and so contributes nothing to the weights.
     """

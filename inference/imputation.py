@@ -14,7 +14,7 @@ Every function computes on the program's device and returns on the device of ``x
 Rows are processed in batches and the L samples in chunks, with running log-sum-exp
 accumulators, so memory is bounded for any N and L. On a CPU small blocks (32 rows x 500
 samples) keep the decoder's activations in cache, which is over twice as fast as large
-blocks (``python -m experiments.bench``); on a GPU large blocks are faster.
+blocks (``python -m notmiwae.experiments.bench``); on a GPU large blocks are faster.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from numbers import Integral
 import pyro
 import torch
 
-from models.program import NotMIWAE
+from notmiwae.models.program import NotMIWAE
 
 from .data import masked_data
 from .device import flush_denormals, program_device

@@ -26,7 +26,7 @@ from sklearn.base import BaseEstimator, OneToOneFeatureMixin, TransformerMixin
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from models.registry import ModelConfig
+from notmiwae.models.registry import ModelConfig
 
 from .checks import (
     correlation_table,
@@ -108,7 +108,7 @@ class NotMIWAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     Parameters name the model (``missing``, ``decoder``, ``prior``, ``latent_mask`` for
     the masked not-MIWAE, ``latent_dim``, ``hidden``), the training (``iterations``,
     ``batch_size``, ``num_particles`` = K, ``learning_rate``, ``init``: "torch", "glorot",
-    the paper's TensorFlow initialisation, see ``models.networks.glorot_``, or
+    the paper's TensorFlow initialisation, see ``notmiwae.models.networks.glorot_``, or
     "glorot-missing", that for the missing model's layers only) and the imputation
     (``num_samples`` = L importance samples, ``estimator``: "mean" or "sample"), plus
     ``device``, ``random_state`` (an int seeds training and every imputation, so they
@@ -282,7 +282,7 @@ class NotMIWAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     @classmethod
     def load(cls, path: str | Path, device: str | None = None) -> NotMIWAEImputer:
         """An imputer saved with :meth:`save`, ready to transform (custom parts it uses
-        must be registered again first, see ``models.registry.register``)."""
+        must be registered again first, see ``notmiwae.models.registry.register``)."""
         program, config, blob = read_checkpoint(str(path), device)
         if "imputer_params" not in blob:
             raise ValueError(f"{path} is a model checkpoint, not a saved NotMIWAEImputer")

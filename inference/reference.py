@@ -21,7 +21,7 @@ from collections.abc import Callable
 import torch
 from torch.distributions import Bernoulli, Normal
 
-from models.program import NotMIWAE
+from notmiwae.models.program import NotMIWAE
 
 
 def _latent(encoder, x: torch.Tensor, eps: torch.Tensor):

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from models.registry import ModelConfig
+from notmiwae.models.registry import ModelConfig
 
 if TYPE_CHECKING:  # training imports this module
     from .training import TrainConfig
@@ -106,7 +106,7 @@ def identity(model_config: ModelConfig, train_config: TrainConfig, replicas: int
              device: torch.device) -> dict:
     """What a snapshot must match to be resumed: everything but the iteration count
     (a longer run of the same settings continues a shorter one's exact stream).
-    ``train_config`` is an :class:`inference.training.TrainConfig`; ``data`` a
+    ``train_config`` is an :class:`notmiwae.inference.training.TrainConfig`; ``data`` a
     :func:`fingerprint`."""
     train = {k: v for k, v in asdict(train_config).items() if k != "iterations"}
     return {"model_config": model_config.to_dict(), "train_config": train,

@@ -2,7 +2,7 @@
 
 Each iteration draws a minibatch of B rows, K particles per row, and takes an Adam step
 on -(1/B) sum_i log (1/K) sum_k w_ik.  ``objective="iw"`` computes the weights from one
-run of the program (:mod:`inference.importance`); ``objective="renyi"`` lets Pyro's
+run of the program (:mod:`notmiwae.inference.importance`); ``objective="renyi"`` lets Pyro's
 ``RenyiELBO(alpha=0)`` do it, which is the same bound for this program (one data plate,
 no subsampling, all guide sites reparameterized) and is kept as a cross-check.
 """
@@ -21,11 +21,11 @@ import torch
 from pyro.infer import RenyiELBO
 from tqdm.auto import tqdm
 
-from models.guide import AmortizedGuide
-from models.networks import glorot_
-from models.program import MAX_PLATE_NESTING, NotMIWAE
-from models.registry import ModelConfig, build_model
-from models.replicas import select_replica, stack_replicas
+from notmiwae.models.guide import AmortizedGuide
+from notmiwae.models.networks import glorot_
+from notmiwae.models.program import MAX_PLATE_NESTING, NotMIWAE
+from notmiwae.models.registry import ModelConfig, build_model
+from notmiwae.models.replicas import select_replica, stack_replicas
 
 from .data import masked_data
 from .device import default_device, flush_denormals
@@ -63,7 +63,7 @@ class TrainConfig:
     learning_rate: float = 1e-3
     seed: int = 0
     objective: str = "iw"
-    init: str = "torch"  # "glorot": Keras' default (models.networks.glorot_) everywhere;
+    init: str = "torch"  # "glorot": Keras' default (notmiwae.models.networks.glorot_) everywhere;
     # "glorot-missing": only the missing model's layers
 
     def __post_init__(self) -> None:
@@ -129,7 +129,7 @@ def fit(model_config: ModelConfig, x: torch.Tensor, mask: torch.Tensor,
     ``replicas=R`` trains the runs of seeds seed, ..., seed + R - 1 at once, in one program.
     ``y`` (N,): the target, for a jointly supervised model (``model_config.target``).
     ``snapshot``: a file where the training state is saved every ``snapshot_every``
-    iterations and at the end (:mod:`inference.snapshots`); if it exists, training resumes
+    iterations and at the end (:mod:`notmiwae.inference.snapshots`); if it exists, training resumes
     from it and ends exactly as an uninterrupted run would.
     """
     if model_config.target != (y is not None):

@@ -71,7 +71,7 @@ class NotMIWAE(nn.Module):
         n, d = x.shape[-2:]
         with self.replica_plate(), pyro.plate("data", n, dim=DATA_DIM):
             # Per-row latents have shape (..., N, 1, d_z): a singleton batch dim under the
-            # feature plate (see models.guide); .squeeze(-2) drops it for the networks.
+            # feature plate (see notmiwae.models.guide); .squeeze(-2) drops it for the networks.
             z = pyro.sample("z", self.prior())
             shift = None
             if self.latent_mask is not None:  # z_mask acts on the mask only

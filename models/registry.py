@@ -1,7 +1,7 @@
 """Parts registered by name, a configuration that names them, and the assembly.
 
 A variant is a :class:`ModelConfig`; ``build_model(config)`` composes the parts into one
-:class:`~models.program.NotMIWAE` program. Experiment names such as
+:class:`~notmiwae.models.program.NotMIWAE` program. Experiment names such as
 ``notmiwae-ppca:selfmasking`` are parsed by :func:`config_from_name`.
 """
 
@@ -79,7 +79,8 @@ def build_model(config: ModelConfig, replicas: int = 1) -> NotMIWAE:
     """Compose prior, decoder, encoder and missing model into one program.
 
     ``replicas=R`` gives every network R independent sets of weights (see
-    :mod:`models.networks`); parts registered by users need to accept ``replicas`` for this.
+    :mod:`notmiwae.models.networks`); parts registered by users need to accept
+    ``replicas`` for this.
     """
     d, latent = config.n_features, config.latent
     make_missing = MISSING_MODELS[config.missing]

@@ -2,7 +2,7 @@ import pyro
 import pytest
 import torch
 
-from models import ModelConfig, build_model
+from notmiwae.models import ModelConfig, build_model
 
 
 @pytest.fixture(autouse=True)

@@ -7,9 +7,9 @@ import pytest
 import torch
 from pyro.infer import RenyiELBO
 
-from inference.importance import iw_bound, log_importance_weights
-from inference.reference import reference_log_weights
-from models.program import MAX_PLATE_NESTING
+from notmiwae.inference.importance import iw_bound, log_importance_weights
+from notmiwae.inference.reference import reference_log_weights
+from notmiwae.models.program import MAX_PLATE_NESTING
 from tests.conftest import toy_data, toy_program
 
 MISSING = ["ignorable", "selfmasking", "selfmasking_known", "linear", "nonlinear"]

@@ -9,10 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from inference.cli import main
-from inference.config import dump_config, load_config
-from inference.imputer import NotMIWAEImputer
-from models.missingness import LinearMissing, SelfMasking
+from notmiwae.inference.cli import main
+from notmiwae.inference.config import dump_config, load_config
+from notmiwae.inference.imputer import NotMIWAEImputer
+from notmiwae.models.missingness import LinearMissing, SelfMasking
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -73,7 +73,7 @@ def test_fit_impute_check_end_to_end(csv, tmp_path, capsys):
 
 
 def test_errors_are_one_line_not_tracebacks(csv, tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr("inference.imputer.fit", None)  # no case below may reach training
+    monkeypatch.setattr("notmiwae.inference.imputer.fit", None)  # no case below may reach training
     assert main(["fit", str(csv), "--iterations", "5", "--out", str(tmp_path)]) == 2
     assert "column 'id' holds a non-numeric value 'r0'" in capsys.readouterr().err
     assert main(["impute", str(tmp_path / "none.csv"), "--run", str(tmp_path),

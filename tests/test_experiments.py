@@ -10,14 +10,14 @@ import pandas as pd
 import pytest
 import torch
 
-from experiments import imputation_bias, uci
-from experiments.baselines import impute_baseline
-from experiments.datasets import DATASETS, load_dataset
-from experiments.mechanisms import mcar, paper_mnar, standardise
-from experiments.metrics import rmse_missing, signed_error_missing
-from experiments.outputs import check_settings
-from experiments.protocol import RunSpec, group_replicas, run_group, snapshot_path
-from inference import device, training
+from notmiwae.experiments import imputation_bias, uci
+from notmiwae.experiments.baselines import impute_baseline
+from notmiwae.experiments.datasets import DATASETS, load_dataset
+from notmiwae.experiments.mechanisms import mcar, paper_mnar, standardise
+from notmiwae.experiments.metrics import rmse_missing, signed_error_missing
+from notmiwae.experiments.outputs import check_settings
+from notmiwae.experiments.protocol import RunSpec, group_replicas, run_group, snapshot_path
+from notmiwae.inference import device, training
 
 # Shapes, missing rates and mean-imputation RMSE from experiments/data/README.md.
 EXPECTED = {"banknote": (1372, 4, 0.257, 1.726), "concrete": (1030, 9, 0.209, 1.847),
@@ -135,7 +135,7 @@ def test_a_stopped_group_resumes_from_its_snapshot(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("spawn", [False, True])
 def test_parallel_jobs_give_the_same_rows(tmp_path, monkeypatch, spawn):
-    # spawned workers are what a GPU gets (inference.device.start_method); run them here too
+    # spawned workers are what a GPU gets (inference.device.start_method): run them here too
     if spawn:
         monkeypatch.setattr(device, "start_method", lambda _device: "spawn")
     common = ["--datasets", "banknote", "--models", "miwae,notmiwae:linear", "--seeds", "1",
@@ -166,10 +166,8 @@ def test_pool_workers_run_one_pytorch_thread_each():
         assert pool.submit(torch.get_num_threads).result() == 1
 
 
-@pytest.mark.parametrize("module", ["experiments.uci", "experiments.bench", "experiments.export",
-                                    "experiments.masked", "experiments.supervised",
-                                    "experiments.compare",
-                                    "inference.cli"])
+@pytest.mark.parametrize("module", [f"notmiwae.experiments.{name}" for name in (
+    "uci", "bench", "export", "masked", "supervised", "compare")] + ["notmiwae.inference.cli"])
 def test_command_line_entry_points_run(module):
     out = subprocess.run([sys.executable, "-m", module, "--help"], capture_output=True,
                          text=True, check=True, cwd=Path(__file__).resolve().parents[1])
@@ -178,7 +176,7 @@ def test_command_line_entry_points_run(module):
 
 @pytest.mark.parametrize("module", ["uci", "masked", "supervised", "bench"])
 def test_experiment_counts_must_be_positive(module, capsys, tmp_path):
-    main = importlib.import_module(f"experiments.{module}").main
+    main = importlib.import_module(f"notmiwae.experiments.{module}").main
     with pytest.raises(SystemExit) as exit_info:
         main(["--iterations", "0"] + ([] if module == "bench" else ["--out", str(tmp_path)]))
     assert exit_info.value.code == 2

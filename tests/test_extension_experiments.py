@@ -4,9 +4,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from experiments import compare, early_stopping, joint_diagnosis, masked, supervised
-from experiments.masked import model_names, pairs
-from experiments.report import interval, paired_grid, plot_pairs, t_interval
+from notmiwae.experiments import compare, early_stopping, joint_diagnosis, masked, supervised
+from notmiwae.experiments.masked import model_names, pairs
+from notmiwae.experiments.report import interval, paired_grid, plot_pairs, t_interval
 
 
 def test_masked_runs_pair_by_seed():

@@ -4,10 +4,10 @@ import pyro
 import pytest
 import torch
 
-from inference import checks, imputation
-from inference.importance import log_importance_weights
-from inference.imputation import effective_sample_size, impute, multiple_impute
-from inference.reference import reference_log_weights
+from notmiwae.inference import checks, imputation
+from notmiwae.inference.importance import log_importance_weights
+from notmiwae.inference.imputation import effective_sample_size, impute, multiple_impute
+from notmiwae.inference.reference import reference_log_weights
 from tests.conftest import toy_data, toy_program
 from tests.test_bound import noise_of
 

@@ -13,9 +13,9 @@ from sklearn.linear_model import LinearRegression
 from sklearn.pipeline import Pipeline
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from inference import NotMIWAEImputer
-from inference.checks import learned_observed_probability, observed_fraction
-from inference.pooling import rubin_pool
+from notmiwae.inference import NotMIWAEImputer
+from notmiwae.inference.checks import learned_observed_probability, observed_fraction
+from notmiwae.inference.pooling import rubin_pool
 from tests.conftest import toy_program
 
 FAST = dict(iterations=60, num_samples=30, hidden=16)
@@ -116,7 +116,7 @@ def test_bad_input_is_named(frame, bad, message):
     ({"device": "gpu0"}, "unknown device 'gpu0'"),
 ])
 def test_bad_parameters_are_named_before_training(frame, params, message, monkeypatch):
-    monkeypatch.setattr("inference.imputer.fit", None)  # training would crash: not reached
+    monkeypatch.setattr("notmiwae.inference.imputer.fit", None)  # training would crash: not reached
     with pytest.raises(ValueError, match=message):
         NotMIWAEImputer(**{**FAST, **params}).fit(frame[1])
 

@@ -2,9 +2,9 @@
 
 import pytest
 
-from models import ModelConfig, build_model, config_from_name
-from models.decoders import LinearGaussianDecoder
-from models.missingness import SelfMaskingKnown
+from notmiwae.models import ModelConfig, build_model, config_from_name
+from notmiwae.models.decoders import LinearGaussianDecoder
+from notmiwae.models.missingness import SelfMaskingKnown
 
 
 def test_names_build_the_documented_variants():

@@ -3,11 +3,11 @@
 import pytest
 import torch
 
-from inference.imputation import impute
-from inference.training import TrainConfig, fit, init_program
-from models import config_from_name
-from models.networks import Dense
-from models.replicas import select_replica
+from notmiwae.inference.imputation import impute
+from notmiwae.inference.training import TrainConfig, fit, init_program
+from notmiwae.models import config_from_name
+from notmiwae.models.networks import Dense
+from notmiwae.models.replicas import select_replica
 from tests.conftest import toy_data
 
 

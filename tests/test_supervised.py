@@ -6,16 +6,16 @@ import pyro
 import pytest
 import torch
 
-from inference.importance import iw_bound, log_importance_weights
-from inference.imputation import (
+from notmiwae.inference.importance import iw_bound, log_importance_weights
+from notmiwae.inference.imputation import (
     effective_sample_size,
     impute,
     predict_target,
     weight_overlap,
 )
-from inference.reference import reference_log_weights
-from inference.training import TrainConfig, fit
-from models import ModelConfig, build_model
+from notmiwae.inference.reference import reference_log_weights
+from notmiwae.inference.training import TrainConfig, fit
+from notmiwae.models import ModelConfig, build_model
 from tests.conftest import toy_data
 from tests.test_bound import grads, noise_of
 

@@ -4,14 +4,14 @@ import numpy as np
 import pytest
 import torch
 
-from experiments.baselines import impute_baseline
-from experiments.metrics import rmse_missing
-from experiments.protocol import prepare
-from inference import training
-from inference.imputation import impute
-from inference.snapshots import Minibatches
-from inference.training import TrainConfig, fit, load_checkpoint
-from models import ModelConfig
+from notmiwae.experiments.baselines import impute_baseline
+from notmiwae.experiments.metrics import rmse_missing
+from notmiwae.experiments.protocol import prepare
+from notmiwae.inference import training
+from notmiwae.inference.imputation import impute
+from notmiwae.inference.snapshots import Minibatches
+from notmiwae.inference.training import TrainConfig, fit, load_checkpoint
+from notmiwae.models import ModelConfig
 from tests.conftest import toy_data
 
 

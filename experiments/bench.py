@@ -69,12 +69,7 @@ def training_ms(x: torch.Tensor, mask: torch.Tensor, replicas: int, iterations: 
                 _sync(device)
                 start = time.perf_counter()
                 for it in range(iterations):
-                    xb, mb = x[idx[it]], mask[idx[it]]
-                    if replicas > 1:
-                        xb, mb = xb.unsqueeze(1), mb.unsqueeze(1)
-                    else:
-                        xb, mb = xb[0], mb[0]
-                    step(xb, mb)
+                    step(x[idx[it]], mask[idx[it]])  # (R, B, D): a minibatch per replica
                 _sync(device)
                 if rnd:
                     times[name].append((time.perf_counter() - start) / iterations / replicas)
@@ -102,7 +97,7 @@ def decoder_seconds(n_rows: int, n_features: int, num_samples: int, device: torc
     draws, in blocks of rows and samples: the arithmetic floor of imputation."""
     row_batch, sample_chunk = block_sizes(device, row_batch, sample_chunk)
     program = init_program(config_from_name(MODEL, n_features), [0], device).eval()
-    latent = program.prior.latent_dim
+    latent = program.prior().event_shape[0]
     with flush_denormals():
         _sync(device)
         start = time.perf_counter()

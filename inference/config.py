@@ -21,6 +21,9 @@
     num_samples = 1000            # L
     estimator = "mean"            # or "sample"
 
+    [parts]                       # users' parts: files or modules that call register()
+    modules = ["my_parts.py"]     # (see notmiwae.inference.user_parts)
+
 Every key is optional; ``model = "notmiwae:linear"`` under [model] may name a variant
 instead of its parts. The result is the keyword arguments of ``NotMIWAEImputer``.
 """
@@ -44,9 +47,12 @@ SECTIONS = {
 
 
 def parse_config(table: dict, source: str = "config") -> dict:
-    """Imputer keyword arguments from a parsed TOML table; unknown keys are errors."""
+    """Imputer keyword arguments from a parsed TOML table; unknown keys are errors.
+    The [parts] table is read by :func:`parts_of`."""
     params: dict = {}
     for section, body in table.items():
+        if section == "parts":
+            continue
         if section not in SECTIONS:
             raise ValueError(f"{source}: unknown section [{section}]; "
                              f"sections are {sorted(SECTIONS)}")
@@ -62,21 +68,39 @@ def parse_config(table: dict, source: str = "config") -> dict:
     return params
 
 
-def load_config(path: str | Path) -> dict:
-    """Read a TOML configuration file into imputer keyword arguments."""
+def parts_of(table: dict, source: str = "config") -> list[str]:
+    """The files and modules of users' parts named in the [parts] table."""
+    body = table.get("parts", {})
+    unknown = sorted(set(body) - {"modules"})
+    if unknown:
+        raise ValueError(f"{source}: unknown key {unknown[0]!r} in [parts]; keys are "
+                         "['modules']")
+    modules = body.get("modules", [])
+    if not isinstance(modules, list) or not all(isinstance(m, str) for m in modules):
+        raise ValueError(f"{source}: [parts] modules must be a list of file or module names")
+    return modules
+
+
+def read_toml(path: str | Path) -> dict:
+    """The parsed TOML table of a configuration file, with clear errors."""
     path = Path(path)
     try:
         with path.open("rb") as handle:
-            table = tomllib.load(handle)
+            return tomllib.load(handle)
     except FileNotFoundError:
         raise FileNotFoundError(f"config file not found: {path}") from None
     except tomllib.TOMLDecodeError as err:
         raise ValueError(f"{path}: not valid TOML: {err}") from None
-    return parse_config(table, str(path))
 
 
-def dump_config(params: dict) -> str:
-    """The TOML text of imputer parameters (the inverse of :func:`load_config`)."""
+def load_config(path: str | Path) -> dict:
+    """Read a TOML configuration file into imputer keyword arguments."""
+    return parse_config(read_toml(path), str(path))
+
+
+def dump_config(params: dict, parts: list[str] | None = None) -> str:
+    """The TOML text of imputer parameters (the inverse of :func:`load_config`), and of
+    the users' parts they need."""
     lines: list[str] = []
     for section, keys in SECTIONS.items():
         lines.append(f"[{section}]")
@@ -85,6 +109,8 @@ def dump_config(params: dict) -> str:
             if value is not None:
                 lines.append(f"{key} = {_toml_value(value)}")
         lines.append("")
+    if parts:
+        lines += ["[parts]", "modules = [" + ", ".join(map(_toml_value, parts)) + "]", ""]
     return "\n".join(lines)
 
 

@@ -1,9 +1,15 @@
-"""Reparameterisation noise drawn from one random generator per replica.
+"""Reparameterisation noise drawn from one random generator per run.
 
-Replica r of a program trained with R replicas must see exactly the noise a single run
-with its seed would see. ``ReplicaNoise`` samples every latent Normal site as
-loc + scale * eps, with eps for replica r drawn from generator r, in the same order and
-shape as a single run draws it. Sites of other distributions fall back to ``rsample``.
+Replica r of R runs trained together must see exactly the noise that the single run of
+its seed would see. Every latent Normal site is sampled as loc + scale * eps, and eps
+comes from the run's own generator, site after site, in the order the program samples
+them. Sites of other distributions fall back to their own ``rsample``.
+
+- :class:`GeneratorNoise` draws eps as the program runs, from one generator (one run).
+- With replicas, the program runs once for all R under ``torch.func.vmap``, where a
+  draw cannot tell which replica it is in; so the noise is drawn before the run
+  (:func:`draw_noise`, in the order and shapes :class:`NoiseShapes` recorded) and fed
+  to the sites by :class:`FixedNoise`.
 """
 
 from __future__ import annotations
@@ -14,35 +20,71 @@ from pyro.poutine.messenger import Messenger
 
 
 def generators(seeds: list[int], device: torch.device | str = "cpu") -> list[torch.Generator]:
-    """One torch generator per replica, seeded with that replica's seed."""
+    """One torch generator per run, seeded with that run's seed."""
     return [torch.Generator(device=device).manual_seed(int(s)) for s in seeds]
 
 
-class ReplicaNoise(Messenger):
-    """Enter it outside the particle plate, so that it sees each site's final distribution."""
+def latent_normal(msg) -> Normal | None:
+    """The Normal behind a latent sample site that is still to be drawn, else None."""
+    if msg["is_observed"] or msg["value"] is not None:
+        return None
+    fn = msg["fn"]
+    while isinstance(fn, Independent):
+        fn = fn.base_dist
+    return fn if isinstance(fn, Normal) else None
 
-    def __init__(self, gens: list[torch.Generator]) -> None:
+
+class GeneratorNoise(Messenger):
+    """eps ~ N(0, I) from ``generator`` for each latent Normal site, as the program runs.
+
+    Enter it outside the particle plate, so that it sees each site's final distribution.
+    """
+
+    def __init__(self, generator: torch.Generator) -> None:
         super().__init__()
-        self.gens = gens
+        self.generator = generator
 
     def _pyro_sample(self, msg) -> None:
-        if msg["is_observed"] or msg["value"] is not None:
-            return
-        fn = msg["fn"]
-        while isinstance(fn, Independent):
-            fn = fn.base_dist
-        if not isinstance(fn, Normal):
-            return
-        shape = msg["fn"].shape()
-        msg["value"] = fn.loc + fn.scale * self.standard_normal(shape, fn.loc)
+        normal = latent_normal(msg)
+        if normal is not None:
+            eps = torch.randn(msg["fn"].shape(), generator=self.generator,
+                              dtype=normal.loc.dtype, device=normal.loc.device)
+            msg["value"] = normal.loc + normal.scale * eps
 
-    def standard_normal(self, shape: torch.Size, like: torch.Tensor) -> torch.Tensor:
-        """eps of ``shape``; with R > 1 generators, shape[0] is the replica dimension."""
-        if len(self.gens) == 1:
-            return torch.randn(shape, generator=self.gens[0], dtype=like.dtype,
-                               device=like.device)
-        if shape[0] != len(self.gens):
-            raise ValueError(f"site of shape {tuple(shape)} has no leading dimension of "
-                             f"{len(self.gens)} replicas")
-        return torch.stack([torch.randn(shape[1:], generator=g, dtype=like.dtype,
-                                        device=like.device) for g in self.gens])
+
+class NoiseShapes(Messenger):
+    """Records (name, shape) of each latent Normal site, in sampling order; the sites
+    take their means (eps = 0), as only the shapes are wanted."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.shapes: list[tuple[str, torch.Size]] = []
+
+    def _pyro_sample(self, msg) -> None:
+        normal = latent_normal(msg)
+        if normal is not None:
+            self.shapes.append((msg["name"], msg["fn"].shape()))
+            msg["value"] = (normal.loc + 0 * normal.scale).expand(msg["fn"].shape())
+
+
+class FixedNoise(Messenger):
+    """Latent Normal sites take loc + scale * eps[name], eps given."""
+
+    def __init__(self, eps: dict[str, torch.Tensor]) -> None:
+        super().__init__()
+        self.eps = eps
+
+    def _pyro_sample(self, msg) -> None:
+        normal = latent_normal(msg)
+        if normal is not None:
+            msg["value"] = normal.loc + normal.scale * self.eps[msg["name"]]
+
+
+def draw_noise(shapes: list[tuple[str, torch.Size]], gens: list[torch.Generator],
+               like: torch.Tensor) -> dict[str, torch.Tensor]:
+    """eps[name] of shape (R, *shape): row r drawn from ``gens[r]``, site after site, as
+    :class:`GeneratorNoise` would draw it in the single run of replica r."""
+    per_run = [[torch.randn(shape, generator=g, dtype=like.dtype, device=like.device)
+                for _, shape in shapes] for g in gens]
+    return {name: torch.stack([run[i] for run in per_run])
+            for i, (name, _) in enumerate(shapes)}

@@ -15,7 +15,6 @@ import hashlib
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -23,8 +22,7 @@ from torch import nn
 
 from notmiwae.models.registry import ModelConfig
 
-if TYPE_CHECKING:  # training imports this module
-    from .training import TrainConfig
+from .settings import TrainConfig
 
 FORMAT = 2
 
@@ -102,14 +100,17 @@ def fingerprint(*tensors: torch.Tensor | None) -> str:
     return digest.hexdigest()
 
 
-def identity(model_config: ModelConfig, train_config: TrainConfig, replicas: int, data: str,
-             device: torch.device) -> dict:
+def identity(model_config: ModelConfig | None, train_config: TrainConfig, replicas: int,
+             data: str, device: torch.device, program: nn.Module | None = None) -> dict:
     """What a snapshot must match to be resumed: everything but the iteration count
     (a longer run of the same settings continues a shorter one's exact stream).
     ``train_config`` is an :class:`notmiwae.inference.training.TrainConfig`; ``data`` a
-    :func:`fingerprint`."""
+    :func:`fingerprint`. A program built by hand (no ``model_config``) is known by the
+    names and shapes of its parameters."""
     train = {k: v for k, v in asdict(train_config).items() if k != "iterations"}
-    return {"model_config": model_config.to_dict(), "train_config": train,
+    model = (model_config.to_dict() if model_config is not None else
+             {name: list(p.shape) for name, p in program.named_parameters()})
+    return {"model_config": model, "train_config": train,
             "replicas": replicas, "data": data, "device": device.type}
 
 

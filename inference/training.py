@@ -12,7 +12,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
-from numbers import Integral
 from pathlib import Path
 
 import numpy as np
@@ -21,16 +20,16 @@ import torch
 from pyro.infer import RenyiELBO
 from tqdm.auto import tqdm
 
-from notmiwae.models.guide import AmortizedGuide
-from notmiwae.models.networks import glorot_
 from notmiwae.models.program import MAX_PLATE_NESTING, NotMIWAE
 from notmiwae.models.registry import ModelConfig, build_model
-from notmiwae.models.replicas import select_replica, stack_replicas
 
+from .compiled import CompiledStep
 from .data import masked_data
 from .device import default_device, flush_denormals
-from .importance import iw_bound, log_importance_weights
-from .noise import ReplicaNoise, generators
+from .importance import ReplicatedLogWeights, iw_bound
+from .noise import GeneratorNoise, generators
+from .replicas import select, stack
+from .settings import INITS, TrainConfig
 from .snapshots import (
     Minibatches,
     TrainingState,
@@ -40,65 +39,35 @@ from .snapshots import (
     save_snapshot,
 )
 
-
-def _glorot_missing(program: NotMIWAE) -> NotMIWAE:
-    """Only the missing model drawn as the paper's TensorFlow code does (an ablation)."""
-    if program.missingness is not None:
-        glorot_(program.missingness)
-    return program
-
-
-INITS = {"torch": lambda program: program,  # nn.Linear's default; self-masking W = b = 0
-         "glorot": glorot_,  # everything as the paper's TensorFlow code
-         "glorot-missing": _glorot_missing}
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """The optimisation settings; the paper's are iterations=100_000, B=16, K=20, lr=1e-3."""
-
-    iterations: int = 100_000
-    batch_size: int = 16
-    num_particles: int = 20
-    learning_rate: float = 1e-3
-    seed: int = 0
-    objective: str = "iw"
-    init: str = "torch"  # "glorot": Keras' default (notmiwae.models.networks.glorot_) everywhere;
-    # "glorot-missing": only the missing model's layers
-
-    def __post_init__(self) -> None:
-        if self.objective not in ("iw", "renyi"):
-            raise ValueError(f"objective must be 'iw' or 'renyi', got {self.objective!r}")
-        if self.init not in INITS:
-            raise ValueError(f"init must be one of {sorted(INITS)}, got {self.init!r}")
-        for name in ("iterations", "batch_size", "num_particles", "seed"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, Integral) \
-                    or value < (0 if name == "seed" else 1):
-                raise ValueError(f"{name} must be a whole number >= "
-                                 f"{0 if name == 'seed' else 1}, got {value!r}")
+CHECKPOINT_FORMAT = 2  # 1: parameters with a leading replica dimension (read, reshaped)
 
 
 @dataclass
 class FitResult:
     """A trained program, its per-iteration bound (mean over the minibatch rows), seconds.
 
-    With R replicas, ``program`` holds all of them, ``history`` is (iterations, R) and
-    ``replica(r)`` is replica r as a single program: the run of seed ``seed + r``.
+    With R replicas, ``program`` holds all of them (stacked parameters, see
+    :mod:`notmiwae.inference.replicas`), ``history`` is (iterations, R) and ``replica(r)``
+    is replica r as a single program: the run of seed ``seed + r``. ``model_config`` is
+    None for a program built by hand.
     """
 
     program: NotMIWAE
-    model_config: ModelConfig
+    model_config: ModelConfig | None
     train_config: TrainConfig
     history: np.ndarray = field(repr=False)
-    seconds: float = 0.0
+    seconds: float = 0.0  # training, compilation included
+    compile_seconds: float = 0.0  # of which tracing and compiling the step
 
     def replica(self, r: int) -> NotMIWAE:
         """Replica r alone, as a single program (the run with seed ``seed + r``)."""
-        return select_replica(self.model_config, self.program, r)
+        return select(self.program, r)
 
     def save(self, path: str, replica: int = 0) -> None:
         """Save one replica as a checkpoint that ``load_checkpoint`` rebuilds."""
+        if self.model_config is None:
+            raise ValueError("a program built by hand has no ModelConfig to rebuild it from: "
+                             "save its state_dict() with torch.save instead")
         train = replace(self.train_config, seed=self.train_config.seed + replica)
         save_checkpoint(path, self.replica(replica), self.model_config, train)
 
@@ -108,23 +77,29 @@ def replica_seeds(seed: int, replicas: int) -> list[int]:
     return [seed + r for r in range(replicas)]
 
 
-def init_program(config: ModelConfig, seeds: list[int], device: torch.device,
-                 init: str = "torch") -> NotMIWAE:
-    """Replica r initialised exactly as a single program built after ``set_rng_seed(seeds[r])``;
-    ``init="glorot"`` then re-draws its dense layers as Keras would."""
+def init_program(config: ModelConfig | Callable[[], NotMIWAE], seeds: list[int],
+                 device: torch.device, init: str = "torch") -> NotMIWAE:
+    """Replica r initialised exactly as a single program built after ``set_rng_seed(seeds[r])``
+    (from a ``ModelConfig``, or by calling a function that builds one); ``init="glorot"``
+    then re-draws its dense layers as Keras would. Several seeds give a stacked program."""
+    build = (lambda: build_model(config)) if isinstance(config, ModelConfig) else config
     singles = []
     for seed in seeds:
         pyro.set_rng_seed(seed)
-        singles.append(INITS[init](build_model(config)).to(device))
-    return stack_replicas(config, singles)
+        singles.append(INITS[init](build()).to(device))
+    return stack(singles)
 
 
-def fit(model_config: ModelConfig, x: torch.Tensor, mask: torch.Tensor,
-        train_config: TrainConfig = TrainConfig(), device: str | None = None,
+def fit(model_config: ModelConfig | NotMIWAE | Callable[[], NotMIWAE], x: torch.Tensor,
+        mask: torch.Tensor,
+        train_config: TrainConfig | None = None, device: str | None = None,
         progress: bool = True, replicas: int = 1, y: torch.Tensor | None = None,
         snapshot: str | Path | None = None, snapshot_every: int = 5000) -> FitResult:
     """Build the program from ``model_config`` (initialised from the seed) and train it.
 
+    ``model_config``: a :class:`ModelConfig` (what checkpoints, TOML and the command line
+    name); or a program built by hand, trained as it is (one run); or a function that
+    builds a program, called once per replica after seeding.
     ``x`` (N, D) float with missing entries set to 0, ``mask`` (N, D) bool, True = observed.
     ``replicas=R`` trains the runs of seeds seed, ..., seed + R - 1 at once, in one program.
     ``y`` (N,): the target, for a jointly supervised model (``model_config.target``).
@@ -132,17 +107,14 @@ def fit(model_config: ModelConfig, x: torch.Tensor, mask: torch.Tensor,
     iterations and at the end (:mod:`notmiwae.inference.snapshots`); if it exists, training resumes
     from it and ends exactly as an uninterrupted run would.
     """
-    if model_config.target != (y is not None):
-        raise ValueError("a model with target=True trains on y, and only such a model does")
+    train_config = TrainConfig() if train_config is None else train_config
     if snapshot_every < 1:
         raise ValueError(f"snapshot_every must be >= 1, got {snapshot_every}")
     dev = default_device(device)
     x, mask = masked_data(x, mask)
-    if len(x) == 0 or x.shape[1] != model_config.n_features:
-        raise ValueError(f"x {tuple(x.shape)}: the model expects rows of "
-                         f"{model_config.n_features} features, and at least one row")
     seeds = replica_seeds(train_config.seed, replicas)
-    program = init_program(model_config, seeds, dev, train_config.init)
+    program, config = _initial_program(model_config, seeds, dev, train_config.init)
+    _check_fits(program, x, y)
     x, mask = x.to(dev), mask.to(dev)
     y = None if y is None else y.reshape(len(x), 1).to(dev, x.dtype)
     # Each replica orders its minibatches with its own generator, seeded like its noise
@@ -157,9 +129,12 @@ def fit(model_config: ModelConfig, x: torch.Tensor, mask: torch.Tensor,
         raise ValueError("objective='renyi' trains one replica at a time")
     make_step = _renyi_step if train_config.objective == "renyi" else _iw_step
     step = make_step(program, train_config, state.noise, state.optimizer)
+    if train_config.compile:
+        step = CompiledStep(program, train_config.num_particles, state.noise,
+                            state.optimizer, eager=step)
     history = np.empty((train_config.iterations, replicas))
     first, seconds = 0, 0.0
-    ident = identity(model_config, train_config, replicas, fingerprint(x, mask, y), dev)
+    ident = identity(config, train_config, replicas, fingerprint(x, mask, y), dev, program)
     if snapshot is not None and Path(snapshot).exists():
         first, seconds = load_snapshot(snapshot, ident, train_config.iterations, state,
                                        history)
@@ -179,19 +154,48 @@ def fit(model_config: ModelConfig, x: torch.Tensor, mask: torch.Tensor,
             and train_config.iterations % snapshot_every):  # else the loop just saved it
         save_snapshot(snapshot, ident, train_config.iterations, state, history, seconds)
     program.eval()
-    return FitResult(program, model_config, train_config,
-                     history[:, 0] if replicas == 1 else history, seconds)
+    return FitResult(program, config, train_config,
+                     history[:, 0] if replicas == 1 else history, seconds,
+                     getattr(step, "compile_seconds", 0.0))
+
+
+def _initial_program(model: ModelConfig | NotMIWAE | Callable[[], NotMIWAE],
+                     seeds: list[int], device: torch.device, init: str
+                     ) -> tuple[NotMIWAE, ModelConfig | None]:
+    """The program to train (stacked for several seeds) and its config, if it has one."""
+    if isinstance(model, NotMIWAE):
+        if len(seeds) > 1:
+            raise ValueError("replicas need a ModelConfig, or a function that builds the "
+                             "program, to initialise each replica from its own seed")
+        return INITS[init](model).to(device), None
+    if not (isinstance(model, ModelConfig) or callable(model)):
+        raise TypeError(f"fit trains a ModelConfig, a NotMIWAE program or a function "
+                        f"building one, not a {type(model).__name__}")
+    config = model if isinstance(model, ModelConfig) else None
+    return init_program(model, seeds, device, init), config
+
+
+def _check_fits(program: NotMIWAE, x: torch.Tensor, y: torch.Tensor | None) -> None:
+    """Refuse data the program cannot take: a target it does not model, or other widths."""
+    if (program.regressor is not None) != (y is not None):
+        raise ValueError("a model with target=True trains on y, and only such a model does")
+    width = _width(program)
+    if len(x) == 0 or (width is not None and x.shape[1] != width):
+        raise ValueError(f"x {tuple(x.shape)}: the model expects rows of {width} features, "
+                         "and at least one row")
+
+
+def _width(program: NotMIWAE) -> int | None:
+    """The number of features the program's encoder takes, when its first layer says."""
+    first = next((m for m in program.encoder.modules() if hasattr(m, "weight")), None)
+    return None if first is None else first.weight.shape[-1]
 
 
 def _minibatch(batches: list[Minibatches], x: torch.Tensor, mask: torch.Tensor,
                y: torch.Tensor | None) -> tuple:
-    """The next rows of x, mask (and y); with R replicas (R, 1, B, ...): one minibatch
-    per replica, broadcast over the K particles."""
+    """The next rows of x, mask (and y), (R, B, ...): one minibatch per replica."""
     idx = torch.stack([next(b) for b in batches]).to(x.device)
-    xb, mb, yb = x[idx], mask[idx], None if y is None else y[idx]
-    if len(batches) == 1:
-        return xb[0], mb[0], None if yb is None else yb[0]
-    return xb.unsqueeze(1), mb.unsqueeze(1), None if yb is None else yb.unsqueeze(1)
+    return x[idx], mask[idx], None if y is None else y[idx]
 
 
 def make_optimizer(program: NotMIWAE, learning_rate: float) -> torch.optim.Optimizer:
@@ -201,10 +205,11 @@ def make_optimizer(program: NotMIWAE, learning_rate: float) -> torch.optim.Optim
 
 def _iw_step(program: NotMIWAE, cfg: TrainConfig, noise: list[torch.Generator],
              optimizer: torch.optim.Optimizer) -> Callable[..., np.ndarray]:
+    log_weights = ReplicatedLogWeights(program, cfg.num_particles, noise)
 
     def step(x: torch.Tensor, mask: torch.Tensor, y: torch.Tensor | None = None) -> np.ndarray:
-        log_w, _ = log_importance_weights(program, x, mask, cfg.num_particles, noise, y)
-        bound = iw_bound(log_w).mean(-1)  # per replica: mean over the minibatch rows
+        """x, mask (R, B, D): one Adam step for every replica; the bound (R,)."""
+        bound = iw_bound(log_weights(x, mask, y)).mean(-1)  # per replica: mean over rows
         optimizer.zero_grad(set_to_none=True)
         (-bound.sum()).backward()  # replicas share no parameter: the sum separates them
         optimizer.step()
@@ -215,19 +220,16 @@ def _iw_step(program: NotMIWAE, cfg: TrainConfig, noise: list[torch.Generator],
 
 def _renyi_step(program: NotMIWAE, cfg: TrainConfig, noise: list[torch.Generator],
                 optimizer: torch.optim.Optimizer) -> Callable[..., float]:
+    """Pyro's RenyiELBO(alpha=0) on the program's own model and guide (which register
+    the networks with Pyro), stepping this package's Adam; one replica."""
     elbo = RenyiELBO(alpha=0.0, num_particles=cfg.num_particles, vectorize_particles=True,
                      max_plate_nesting=MAX_PLATE_NESTING)
 
-    def model(x, mask, y=None):
-        pyro.module("notmiwae", program)  # param sites, so that RenyiELBO differentiates
-        return program.model(x, mask, y)
-
-    guide = AmortizedGuide(model, program.guide.encoders)
-
     def step(x: torch.Tensor, mask: torch.Tensor, y: torch.Tensor | None = None) -> float:
+        x, mask, y = x[0], mask[0], None if y is None else y[0]
         optimizer.zero_grad(set_to_none=True)
-        with ReplicaNoise(noise):  # the same draws as the "iw" objective
-            loss = elbo.loss_and_grads(model, guide, x, mask, y)  # -sum over rows
+        with GeneratorNoise(noise[0]):  # the same draws as the "iw" objective
+            loss = elbo.loss_and_grads(program.model, program.guide, x, mask, y)  # -sum
         for p in program.parameters():  # the "iw" objective is a mean over rows
             if p.grad is not None:
                 p.grad.div_(len(x))
@@ -240,7 +242,7 @@ def _renyi_step(program: NotMIWAE, cfg: TrainConfig, noise: list[torch.Generator
 def save_checkpoint(path: str, program: NotMIWAE, model_config: ModelConfig,
                     train_config: TrainConfig | None = None, extra: dict | None = None) -> None:
     """Parameters plus the configuration that built them (and ``extra`` entries)."""
-    torch.save({"format": 1, "model_config": model_config.to_dict(),
+    torch.save({"format": CHECKPOINT_FORMAT, "model_config": model_config.to_dict(),
                 "train_config": None if train_config is None else asdict(train_config),
                 "state_dict": program.state_dict(), **(extra or {})}, path)
 
@@ -256,7 +258,12 @@ def read_checkpoint(path: str, device: str | None = None,
         raise ValueError(f"{path} is not a notmiwae-pyro checkpoint")
     config = ModelConfig(**blob["model_config"])
     program = build_model(config).to(default_device(device))
-    program.load_state_dict(blob["state_dict"])
+    state = blob["state_dict"]
+    if blob.get("format", 1) == 1:  # parameters had a leading replica dimension of 1
+        shapes = {k: v.shape for k, v in program.state_dict().items()}
+        state = {k: v.reshape(shapes[k]) if k in shapes and v.numel() == shapes[k].numel()
+                 else v for k, v in state.items()}
+    program.load_state_dict(state)
     return program.eval(), config, blob
 
 

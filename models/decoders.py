@@ -7,20 +7,21 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .networks import Dense, mlp, per_replica, replica_parameter
+from .networks import Dense, mlp
+from .parts import Decoder
 
 
-class GaussianDecoder(nn.Module):
+class GaussianDecoder(Decoder):
     """p(x_j | z) = N(mu_j(z), sigma_j(z)^2): mean head linear, scale head softplus."""
 
     has_rsample = True
 
     def __init__(self, latent_dim: int, n_features: int, hidden: int = 128,
-                 min_scale: float = 1e-3, replicas: int = 1) -> None:
+                 min_scale: float = 1e-3) -> None:
         super().__init__()
-        self.trunk = mlp(latent_dim, hidden, replicas=replicas)
-        self.loc = Dense(hidden, n_features, replicas)
-        self.scale = Dense(hidden, n_features, replicas)
+        self.trunk = mlp(latent_dim, hidden)
+        self.loc = Dense(hidden, n_features)
+        self.scale = Dense(hidden, n_features)
         self.min_scale = min_scale
 
     def forward(self, z: torch.Tensor) -> dist.Distribution:
@@ -36,44 +37,41 @@ class StudentTDecoder(GaussianDecoder):
     the Gaussian decoder with one more head."""
 
     def __init__(self, latent_dim: int, n_features: int, hidden: int = 128,
-                 min_scale: float = 1e-3, replicas: int = 1) -> None:
-        super().__init__(latent_dim, n_features, hidden, min_scale, replicas)
-        self.df = Dense(hidden, n_features, replicas)
+                 min_scale: float = 1e-3) -> None:
+        super().__init__(latent_dim, n_features, hidden, min_scale)
+        self.df = Dense(hidden, n_features)
 
     def forward(self, z: torch.Tensor) -> dist.Distribution:
         h = self.trunk(z)
         return dist.StudentT(3.0 + F.softplus(self.df(h)), self.loc(h), self.scale_of(h))
 
 
-class BernoulliDecoder(nn.Module):
+class BernoulliDecoder(Decoder):
     """p(x_j | z) = Bernoulli(sigmoid(f_j(z))), for binary features."""
 
     has_rsample = False
 
-    def __init__(self, latent_dim: int, n_features: int, hidden: int = 128,
-                 replicas: int = 1) -> None:
+    def __init__(self, latent_dim: int, n_features: int, hidden: int = 128) -> None:
         super().__init__()
-        self.trunk = mlp(latent_dim, hidden, replicas=replicas)
-        self.logits = Dense(hidden, n_features, replicas)
+        self.trunk = mlp(latent_dim, hidden)
+        self.logits = Dense(hidden, n_features)
 
     def forward(self, z: torch.Tensor) -> dist.Distribution:
         return dist.Bernoulli(logits=self.logits(self.trunk(z)))
 
 
-class LinearGaussianDecoder(nn.Module):
+class LinearGaussianDecoder(Decoder):
     """The "PPCA-like" decoder: p(x | z) = N(W z + b, sigma^2 I), one sigma for all features."""
 
     has_rsample = True
 
-    def __init__(self, latent_dim: int, n_features: int, min_scale: float = 1e-3,
-                 replicas: int = 1) -> None:
+    def __init__(self, latent_dim: int, n_features: int, min_scale: float = 1e-3) -> None:
         super().__init__()
-        self.loc = Dense(latent_dim, n_features, replicas)
-        self.raw_scale = replica_parameter((1,), replicas)
+        self.loc = Dense(latent_dim, n_features)
+        self.raw_scale = nn.Parameter(torch.zeros(1))
         self.min_scale = min_scale
 
     def forward(self, z: torch.Tensor) -> dist.Distribution:
         loc = self.loc(z)
-        raw = per_replica(self.raw_scale, loc)
-        scale = (F.softplus(raw) + self.min_scale).expand(loc.shape)
+        scale = (F.softplus(self.raw_scale) + self.min_scale).expand(loc.shape)
         return dist.Normal(loc, scale)

@@ -22,6 +22,12 @@ class AmortizedGuide(GuideMessenger):
         super().__init__(model)
         self.encoders = dict(encoders)
 
+    def __getstate__(self) -> dict:
+        """As Pyro's, without the last trace, and also for a guide that has not run yet."""
+        state = self.__dict__.copy()
+        state.pop("trace", None)
+        return state
+
     def get_posterior(self, name: str, prior: dist.Distribution) -> dist.Distribution:
         if name not in self.encoders:
             return prior

@@ -12,19 +12,18 @@ from torch import nn
 
 from .encoders import GaussianEncoder
 from .networks import Dense, mlp
+from .parts import LatentMaskNetwork
 from .priors import StandardNormalPrior
 
 
-class LatentMask(nn.Module):
+class LatentMask(LatentMaskNetwork):
     """p(z_mask) = N(0, I), q(z_mask | x^o) and mu_m(z_mask) (2 x 128 tanh, then linear)."""
 
-    def __init__(self, n_features: int, latent_dim: int, hidden: int = 128,
-                 replicas: int = 1) -> None:
+    def __init__(self, n_features: int, latent_dim: int, hidden: int = 128) -> None:
         super().__init__()
         self.prior = StandardNormalPrior(latent_dim)
-        self.encoder = GaussianEncoder(n_features, latent_dim, hidden, replicas=replicas)
-        self.effect = nn.Sequential(mlp(latent_dim, hidden, replicas=replicas),
-                                    Dense(hidden, n_features, replicas))
+        self.encoder = GaussianEncoder(n_features, latent_dim, hidden)
+        self.effect = nn.Sequential(mlp(latent_dim, hidden), Dense(hidden, n_features))
 
     def forward(self, z_mask: torch.Tensor) -> torch.Tensor:
         """mu_m(z_mask): the shift this row's z_mask gives to the missing model."""

@@ -14,17 +14,18 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .networks import Dense, per_replica, replica_parameter
+from .networks import Dense
+from .parts import MissingModel
 
 
-class SelfMasking(nn.Module):
+class SelfMasking(MissingModel):
     """logit_j = -W_j (x_j - b_j): each feature's own value drives its missingness."""
 
-    def __init__(self, n_features: int, replicas: int = 1, latent_mask: bool = False) -> None:
+    def __init__(self, n_features: int, latent_mask: bool = False) -> None:
         super().__init__()
-        self.weight = replica_parameter((n_features,), replicas)
-        self.bias = replica_parameter((n_features,), replicas)
-        self.gain = replica_parameter((n_features,), replicas) if latent_mask else None
+        self.weight = nn.Parameter(torch.zeros(n_features))
+        self.bias = nn.Parameter(torch.zeros(n_features))
+        self.gain = nn.Parameter(torch.zeros(n_features)) if latent_mask else None
 
     def slope(self, weight: torch.Tensor) -> torch.Tensor:
         return weight
@@ -38,13 +39,12 @@ class SelfMasking(nn.Module):
         self.bias.uniform_(-bound, bound)
 
     def forward(self, x: torch.Tensor, shift: torch.Tensor | None = None) -> torch.Tensor:
-        weight, bias = per_replica(self.weight, x), per_replica(self.bias, x)
-        logits = -self.slope(weight) * (x - bias)
+        logits = -self.slope(self.weight) * (x - self.bias)
         if shift is None:
             return logits
         if self.gain is None:
             raise ValueError("build with latent_mask=True to take a latent mask shift")
-        return logits + per_replica(self.gain, x) * shift
+        return logits + self.gain * shift
 
 
 class SelfMaskingKnown(SelfMasking):
@@ -54,30 +54,30 @@ class SelfMaskingKnown(SelfMasking):
         return F.softplus(weight)
 
 
-class LinearMissing(nn.Module):
+class LinearMissing(MissingModel):
     """logits = A x + c: any feature may drive any feature's missingness ("agnostic").
 
     ``latent_mask`` is accepted like every missing model's, and needs no parameter here:
     the shift enters through the dense layer as A (x + shift) + c.
     """
 
-    def __init__(self, n_features: int, replicas: int = 1, latent_mask: bool = False) -> None:
+    def __init__(self, n_features: int, latent_mask: bool = False) -> None:
         super().__init__()
-        self.dense = Dense(n_features, n_features, replicas)
+        self.dense = Dense(n_features, n_features)
 
     def forward(self, x: torch.Tensor, shift: torch.Tensor | None = None) -> torch.Tensor:
         return self.dense(x if shift is None else x + shift)
 
 
-class NonlinearMissing(nn.Module):
+class NonlinearMissing(MissingModel):
     """logits = A2 tanh(A1 x + c1) + c2: one hidden layer (a shift enters as x + shift)."""
 
-    def __init__(self, n_features: int, replicas: int = 1, latent_mask: bool = False,
+    def __init__(self, n_features: int, latent_mask: bool = False,
                  hidden: int | None = None) -> None:
         super().__init__()
         hidden = hidden or n_features
-        self.net = nn.Sequential(Dense(n_features, hidden, replicas), nn.Tanh(),
-                                 Dense(hidden, n_features, replicas))
+        self.net = nn.Sequential(Dense(n_features, hidden), nn.Tanh(),
+                                 Dense(hidden, n_features))
 
     def forward(self, x: torch.Tensor, shift: torch.Tensor | None = None) -> torch.Tensor:
         return self.net(x if shift is None else x + shift)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pyro.distributions as dist
 import torch
-from torch import nn
+
+from .parts import Prior
 
 
-class StandardNormalPrior(nn.Module):
+class StandardNormalPrior(Prior):
     """p(z) = N(0, I_d)."""
 
     def __init__(self, latent_dim: int) -> None:

@@ -13,7 +13,8 @@ different parts plugged in.
 
 from __future__ import annotations
 
-from contextlib import nullcontext
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pyro
 import pyro.distributions as dist
@@ -21,12 +22,11 @@ import torch
 from torch import nn
 
 from .guide import AmortizedGuide
-from .latent_mask import LatentMask
+from .parts import Decoder, Encoder, LatentMaskNetwork, MissingModel, Prior, Regressor
 
 FEATURE_DIM = -1  # columns
 DATA_DIM = -2  # rows
 PARTICLE_DIM = -3  # importance samples, added around the program by inference
-REPLICA_DIM = -4  # independent runs trained together (only when replicas > 1)
 MAX_PLATE_NESTING = 2
 
 
@@ -35,30 +35,35 @@ class NotMIWAE(nn.Module):
 
     ``model(x, mask, y=None)``: x is (N, D) with missing entries set to 0, mask is (N, D)
     bool, True where observed; y (N, 1) the target of a jointly supervised model.
-    ``guide`` is an :class:`AmortizedGuide` over the same program.
+    ``guide`` is an :class:`AmortizedGuide` over the same program. The parts follow the
+    contracts of :mod:`notmiwae.models.parts`; each is written for one run.
 
-    With ``replicas=R > 1`` the parts hold R independent sets of weights, a "replicas"
-    plate surrounds the program, and x and mask are (R, 1, N, D): R runs in one program.
+    ``model`` registers every network with Pyro's param store under ``name`` (as
+    ``pyro.module`` does), so plain Pyro trains it::
+
+        svi = SVI(program.model, program.guide, pyro.optim.Adam({"lr": 1e-3}),
+                  RenyiELBO(alpha=0, num_particles=20, vectorize_particles=True))
     """
 
-    def __init__(self, prior: nn.Module, decoder: nn.Module, encoder: nn.Module,
-                 missingness: nn.Module | None = None, replicas: int = 1,
-                 latent_mask: LatentMask | None = None,
-                 regressor: nn.Module | None = None) -> None:
+    def __init__(self, prior: Prior, decoder: Decoder, encoder: Encoder,
+                 missingness: MissingModel | None = None,
+                 latent_mask: LatentMaskNetwork | None = None,
+                 regressor: Regressor | None = None, name: str = "notmiwae") -> None:
         super().__init__()
         if missingness is not None and not getattr(decoder, "has_rsample", True):
             raise ValueError(
                 f"{type(decoder).__name__} cannot reparameterize x^m, which a non-ignorable "
                 "missing model needs; use missingness=None (MIWAE) with it")
+        if latent_mask is not None and missingness is None:
+            raise ValueError("a latent mask variable needs a missing model to act on")
         self.prior = prior
         self.decoder = decoder
         self.encoder = encoder
-        if latent_mask is not None and missingness is None:
-            raise ValueError("a latent mask variable needs a missing model to act on")
         self.missingness = missingness
         self.latent_mask = latent_mask
         self.regressor = regressor
-        self.replicas = replicas
+        self.name = name
+        self.registers_params = True
         encoders = {"z": encoder}
         if latent_mask is not None:
             encoders["z_mask"] = latent_mask.encoder
@@ -68,10 +73,12 @@ class NotMIWAE(nn.Module):
               y: torch.Tensor | None = None) -> torch.Tensor:
         """p(z) [p(z_mask)] p(x | z) p(s | x [, z_mask]) [p(y | x)] for one batch of rows;
         returns x with the missing entries drawn from p(x^m | z)."""
+        if self.registers_params:
+            self.register_params()
         n, d = x.shape[-2:]
-        with self.replica_plate(), pyro.plate("data", n, dim=DATA_DIM):
+        with pyro.plate("data", n, dim=DATA_DIM):
             # Per-row latents have shape (..., N, 1, d_z): a singleton batch dim under the
-            # feature plate (see notmiwae.models.guide); .squeeze(-2) drops it for the networks.
+            # feature plate (see models.guide); .squeeze(-2) drops it for the networks.
             z = pyro.sample("z", self.prior())
             shift = None
             if self.latent_mask is not None:  # z_mask acts on the mask only
@@ -89,8 +96,22 @@ class NotMIWAE(nn.Module):
                 pyro.sample("y", self.regressor(x_full), obs=y)
         return x_full
 
-    def replica_plate(self) -> pyro.plate | nullcontext:
-        """R independent copies of the program; nothing at all for a single run."""
-        if self.replicas == 1:
-            return nullcontext()
-        return pyro.plate("replicas", self.replicas, dim=REPLICA_DIM)
+    def register_params(self) -> None:
+        """``pyro.module(self.name, self)``, except that a param-store entry of the same
+        name left by another program is replaced by this program's own parameter."""
+        store = pyro.get_param_store()
+        for name, param in self.named_parameters():
+            full = f"{self.name}$$${name}"
+            if full in store and store.get_param(full) is not param:
+                store[full] = param
+            pyro.param(full, param)
+
+    @contextmanager
+    def unregistered(self) -> Iterator[NotMIWAE]:
+        """Inside, ``model`` leaves Pyro's param store alone: for code that optimises
+        ``self.parameters()`` itself (this package's training and imputation)."""
+        before, self.registers_params = self.registers_params, False
+        try:
+            yield self
+        finally:
+            self.registers_params = before

@@ -7,6 +7,7 @@ A variant is a :class:`ModelConfig`; ``build_model(config)`` composes the parts 
 
 from __future__ import annotations
 
+import importlib.metadata
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
@@ -15,20 +16,19 @@ from torch import nn
 from . import decoders, missingness
 from .encoders import GaussianEncoder
 from .latent_mask import LatentMask
+from .parts import PartError, check_part, factory_takes
 from .priors import StandardNormalPrior
 from .program import NotMIWAE
 from .regressor import GaussianRegressor
 
 DECODERS: dict[str, Callable[..., nn.Module]] = {
-    "gaussian": lambda latent, d, hidden, **kw: decoders.GaussianDecoder(latent, d, hidden, **kw),
-    "studentt": lambda latent, d, hidden, **kw: decoders.StudentTDecoder(latent, d, hidden, **kw),
-    "bernoulli": lambda latent, d, hidden, **kw: decoders.BernoulliDecoder(latent, d, hidden,
-                                                                           **kw),
-    "linear-gaussian": lambda latent, d, hidden, **kw: decoders.LinearGaussianDecoder(latent, d,
-                                                                                      **kw),
+    "gaussian": decoders.GaussianDecoder,
+    "studentt": decoders.StudentTDecoder,
+    "bernoulli": decoders.BernoulliDecoder,
+    "linear-gaussian": lambda latent, d, hidden: decoders.LinearGaussianDecoder(latent, d),
 }
 
-MISSING_MODELS: dict[str, Callable[[int], nn.Module] | None] = {
+MISSING_MODELS: dict[str, Callable[..., nn.Module] | None] = {
     "ignorable": None,
     "selfmasking": missingness.SelfMasking,
     "selfmasking_known": missingness.SelfMaskingKnown,
@@ -59,6 +59,8 @@ class ModelConfig:
                              ("prior", PRIORS)):
             value = getattr(self, field)
             if value not in table:
+                load_installed_parts()
+            if value not in table:
                 raise ValueError(f"unknown {field} {value!r}; choose from {sorted(table)}")
         for field in ("n_features", "hidden", "target_hidden", "latent_dim", "mask_latent_dim"):
             value = getattr(self, field)
@@ -75,48 +77,83 @@ class ModelConfig:
         return asdict(self)
 
 
-def build_model(config: ModelConfig, replicas: int = 1) -> NotMIWAE:
-    """Compose prior, decoder, encoder and missing model into one program.
+def build_model(config: ModelConfig) -> NotMIWAE:
+    """Compose prior, decoder, encoder and missing model into one program (one run).
 
-    ``replicas=R`` gives every network R independent sets of weights (see
-    :mod:`notmiwae.models.networks`); parts registered by users need to accept
-    ``replicas`` for this.
+    Each part is built by its registered factory and checked against its contract
+    (:func:`notmiwae.models.parts.check_part`) before the program is assembled.
     """
     d, latent = config.n_features, config.latent
+
+    def part(kind: str, name: str, module: nn.Module) -> nn.Module:
+        return check_part(kind, name, module, d, latent, config.latent_mask)
+
     make_missing = MISSING_MODELS[config.missing]
-    kw = {} if replicas == 1 else {"replicas": replicas}
-    mask_kw = {"latent_mask": True} if config.latent_mask else {}
-    try:
-        return NotMIWAE(
-            prior=PRIORS[config.prior](latent),
-            decoder=DECODERS[config.decoder](latent, d, config.hidden, **kw),
-            encoder=GaussianEncoder(d, latent, config.hidden, **kw),
-            missingness=None if make_missing is None else make_missing(d, **kw, **mask_kw),
-            replicas=replicas,
-            latent_mask=LatentMask(d, config.mask_latent_dim or latent, config.hidden, **kw)
-            if config.latent_mask else None,
-            regressor=GaussianRegressor(d, config.target_hidden, **kw) if config.target else None,
-        )
-    except TypeError as err:
-        if replicas == 1:
-            raise
-        raise ValueError(f"a part of {config} does not support replicas: {err}") from None
+    missing = None
+    if make_missing is not None:
+        if config.latent_mask and not factory_takes(make_missing, d, latent_mask=True):
+            raise PartError(f"missing model {config.missing!r} takes no latent_mask argument: "
+                            "it cannot take latent_mask=True (see notmiwae.models.parts)")
+        missing = part("missing", config.missing, make_missing(
+            d, **({"latent_mask": True} if config.latent_mask else {})))
+    return NotMIWAE(
+        prior=part("prior", config.prior, PRIORS[config.prior](latent)),
+        decoder=part("decoder", config.decoder,
+                     DECODERS[config.decoder](latent, d, config.hidden)),
+        encoder=GaussianEncoder(d, latent, config.hidden),
+        missingness=missing,
+        latent_mask=LatentMask(d, config.mask_latent_dim or latent, config.hidden)
+        if config.latent_mask else None,
+        regressor=GaussianRegressor(d, config.target_hidden) if config.target else None,
+    )
 
 
-def register(kind: str, name: str, factory: Callable | None) -> None:
+SIGNATURES = {"prior": (1,), "decoder": (1, 2, 3), "missing": (2,)}  # example arguments
+
+
+def register(kind: str, name: str, factory: Callable[..., nn.Module] | None) -> None:
     """Make a part available by name: ``kind`` is "prior", "decoder" or "missing".
 
-    Factories: prior(latent_dim), decoder(latent_dim, n_features, hidden),
-    missing(n_features); each returns an ``nn.Module`` (see the modules of this package).
-    For replicas, decoders and missing models are also called with ``replicas=R``; for
-    the masked not-MIWAE, missing models with ``latent_mask=True`` and then take a second
-    argument in ``forward(x, shift)``. Registration lasts for the Python session: register
-    again before loading a saved model that uses the part.
+    Factories (a part class or any callable returning one): ``prior(latent_dim)``,
+    ``decoder(latent_dim, n_features, hidden)``, ``missing(n_features)``, and for the
+    masked not-MIWAE ``missing(n_features, latent_mask=True)``. Each returns an
+    ``nn.Module`` that keeps the contract of its kind (:mod:`notmiwae.models.parts`);
+    parts are written for one run (replicas are added by the training code). A factory
+    whose signature cannot take those arguments is refused here; the part itself is
+    checked when a program is first built with it. Registration lasts for the Python
+    process: for the ``notmiwae`` command, name the module with ``--parts`` or in the
+    TOML ``[parts]`` table (see :mod:`notmiwae.inference.user_parts`).
     """
     tables = {"prior": PRIORS, "decoder": DECODERS, "missing": MISSING_MODELS}
     if kind not in tables:
         raise ValueError(f"unknown kind {kind!r}; choose from {sorted(tables)}")
+    if factory is not None:
+        if not callable(factory):
+            raise TypeError(f"{kind} {name!r}: the factory must be callable, got "
+                            f"{type(factory).__name__}")
+        if not factory_takes(factory, *SIGNATURES[kind]):
+            args = {"prior": "latent_dim", "decoder": "latent_dim, n_features, hidden",
+                    "missing": "n_features"}[kind]
+            raise TypeError(f"{kind} {name!r}: the factory must accept ({args})")
     tables[kind][name] = factory
+
+
+ENTRY_POINTS = "notmiwae.parts"  # the entry-point group of packages that ship parts
+_installed: set[str] = set()
+
+
+def load_installed_parts() -> None:
+    """Load the parts installed packages declare in the entry-point group
+    ``notmiwae.parts`` (each names a module whose import registers its parts, or a
+    function to call); each entry point once per process."""
+    for entry in importlib.metadata.entry_points(group=ENTRY_POINTS):
+        key = f"{entry.name}={entry.value}"
+        if key in _installed:
+            continue
+        _installed.add(key)
+        loaded = entry.load()
+        if callable(loaded):
+            loaded()
 
 
 FAMILIES = {  # name: (decoder, missing model or None for ':<missing>', latent mask)

@@ -20,11 +20,23 @@ from notmiwae.inference import (
     multiple_impute,
     rubin_pool,
 )
-from notmiwae.models import ModelConfig, NotMIWAE, build_model, config_from_name
-from notmiwae.models.registry import register
+from notmiwae.models import (
+    Decoder,
+    Encoder,
+    LatentMaskNetwork,
+    MissingModel,
+    ModelConfig,
+    NotMIWAE,
+    Prior,
+    Regressor,
+    build_model,
+    config_from_name,
+    register,
+)
 
 __version__ = "0.1.0"
 
 __all__ = ["NotMIWAEImputer", "ModelConfig", "TrainConfig", "FitResult", "NotMIWAE", "fit",
            "impute", "multiple_impute", "rubin_pool", "build_model", "config_from_name",
-           "load_checkpoint", "register"]
+           "load_checkpoint", "register", "Prior", "Encoder", "Decoder", "MissingModel",
+           "LatentMaskNetwork", "Regressor"]

@@ -213,7 +213,7 @@ def test_learned_mechanism_of_a_masked_model_averages_over_z_mask():
     x = torch.randn(7, 5, dtype=torch.float64)
     z_mask = torch.randn(30, 4, dtype=torch.float64)
     miss = program.missingness
-    w, b, g = miss.weight[0], miss.bias[0], miss.gain[0]
+    w, b, g = miss.weight, miss.bias, miss.gain
     expected = torch.stack([torch.sigmoid(-w * (x - b) + g * program.latent_mask(z))
                             for z in z_mask]).mean(0)
     with torch.no_grad():

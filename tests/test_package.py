@@ -1,16 +1,27 @@
 """The installed package: one top-level name, importable beside a user's own modules."""
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+SOURCES = ("setup.cfg", "pyproject.toml", "README.md", "notmiwae", "models", "inference",
+           "experiments")
 
 
 def test_install_cannot_clash_with_users_modules(tmp_path):
+    source = tmp_path / "source"  # a copy: building writes build/ next to setup.cfg
+    source.mkdir()
+    for name in SOURCES:
+        if (ROOT / name).is_dir():
+            shutil.copytree(ROOT / name, source / name,
+                            ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy(ROOT / name, source / name)
     target = tmp_path / "site"
     subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
-                    "--no-build-isolation", "--target", str(target), str(ROOT)],
+                    "--no-build-isolation", "--target", str(target), str(source)],
                    check=True, capture_output=True, text=True)
     top = {p.name for p in target.iterdir()
            if not p.name.endswith(".dist-info") and p.name not in ("bin", "__pycache__")}

@@ -1,0 +1,52 @@
+"""The settings of a training run: optimisation and initialisation (no engine, no I/O)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from numbers import Integral
+
+from notmiwae.models.networks import glorot_
+from notmiwae.models.program import NotMIWAE
+
+
+def _glorot_missing(program: NotMIWAE) -> NotMIWAE:
+    """Only the missing model drawn as the paper's TensorFlow code does (an ablation)."""
+    if program.missingness is not None:
+        glorot_(program.missingness)
+    return program
+
+
+INITS = {"torch": lambda program: program,  # nn.Linear's default; self-masking W = b = 0
+         "glorot": glorot_,  # everything as the paper's TensorFlow code
+         "glorot-missing": _glorot_missing}
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """The optimisation settings; the paper's are iterations=100_000, B=16, K=20, lr=1e-3."""
+
+    iterations: int = 100_000
+    batch_size: int = 16
+    num_particles: int = 20
+    learning_rate: float = 1e-3
+    seed: int = 0
+    objective: str = "iw"
+    init: str = "torch"  # "glorot": Keras' default (models.networks.glorot_) everywhere;
+    # "glorot-missing": only the missing model's layers
+    compile: bool = False  # the compiled step (notmiwae.inference.compiled); objective "iw"
+
+    def __post_init__(self) -> None:
+        if self.objective not in ("iw", "renyi"):
+            raise ValueError(f"objective must be 'iw' or 'renyi', got {self.objective!r}")
+        if not isinstance(self.compile, bool):
+            raise ValueError(f"compile must be true or false, got {self.compile!r}")
+        if self.compile and self.objective != "iw":
+            raise ValueError("compile=True compiles the 'iw' objective only")
+        if self.init not in INITS:
+            raise ValueError(f"init must be one of {sorted(INITS)}, got {self.init!r}")
+        for name in ("iterations", "batch_size", "num_particles", "seed"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, Integral) \
+                    or value < (0 if name == "seed" else 1):
+                raise ValueError(f"{name} must be a whole number >= "
+                                 f"{0 if name == 'seed' else 1}, got {value!r}")

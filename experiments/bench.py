@@ -22,8 +22,10 @@ import time
 import numpy as np
 import pyro
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
 from notmiwae.inference.cli import positive_int
+from notmiwae.inference.compiled import CompiledStep
 from notmiwae.inference.device import default_device, flush_denormals
 from notmiwae.inference.imputation import block_sizes, impute
 from notmiwae.inference.noise import generators
@@ -74,6 +76,61 @@ def training_ms(x: torch.Tensor, mask: torch.Tensor, replicas: int, iterations: 
                 if rnd:
                     times[name].append((time.perf_counter() - start) / iterations / replicas)
     return (1000 * float(np.median(times["pyro"])), 1000 * float(np.median(times["torch"])))
+
+
+def compiled_ms(x: torch.Tensor, mask: torch.Tensor, replicas: int, iterations: int,
+                rounds: int, device: torch.device) -> tuple[float, float]:
+    """Median ms per replica-iteration of the compiled step (:mod:`notmiwae.inference.
+    compiled`), and the seconds its capture and compilation took (reported apart)."""
+    config = config_from_name(MODEL, x.shape[1])
+    seeds = list(range(replicas))
+    train = TrainConfig(batch_size=16, num_particles=20)
+    program = init_program(config, seeds, device)
+    optimizer = make_optimizer(program, 1e-3)
+    noise = generators(seeds, device)
+    step = CompiledStep(program, train.num_particles, noise, optimizer,
+                        eager=_iw_step(program, train, noise, optimizer))
+    g = torch.Generator().manual_seed(0)
+    idx = torch.randint(0, len(x), (iterations, replicas, 16), generator=g).to(device)
+    times = []
+    with pyro.validation_enabled(False), flush_denormals():
+        step(x[idx[0]], mask[idx[0]])  # capture and compile
+        for rnd in range(rounds + 1):  # round 0 warms up
+            _sync(device)
+            start = time.perf_counter()
+            for it in range(iterations):
+                step(x[idx[it]], mask[idx[it]])
+            _sync(device)
+            if rnd:
+                times.append((time.perf_counter() - start) / iterations / replicas)
+    if step.failed:
+        raise RuntimeError("the compiled step fell back to eager: nothing compiled to time")
+    return 1000 * float(np.median(times)), step.compile_seconds
+
+
+def arithmetic_floor_ms(x: torch.Tensor, mask: torch.Tensor, device: torch.device) -> dict:
+    """FLOPs of one replica-iteration (forward and backward, counted by PyTorch's
+    FlopCounterMode on the hand-written step) divided by the matmul throughput measured
+    here on the step's largest product (320 x 128 by 128 x 128): ms it cannot beat."""
+    config = config_from_name(MODEL, x.shape[1])
+    program = init_program(config, [0], device)
+    step = reference_step(program, make_optimizer(program, 1e-3), 20)
+    xb, mb = x[None, :16], mask[None, :16]
+    with FlopCounterMode(display=False) as counter:
+        step(xb, mb)
+    flops = counter.get_total_flops()
+    a = torch.randn(320, 128, device=device)
+    b = torch.randn(128, 128, device=device)
+    for _ in range(50):
+        a @ b
+    _sync(device)
+    repeats, start = 2000, time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    _sync(device)
+    rate = 2 * 320 * 128 * 128 * repeats / (time.perf_counter() - start)
+    return {"mflop_per_iteration": flops / 1e6, "matmul_gflops": rate / 1e9,
+            "floor_ms": 1000 * flops / rate}
 
 
 @torch.no_grad()
@@ -141,6 +198,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="importance samples L for the imputation timing")
     parser.add_argument("--replicas", type=_counts, default=[1, 5, 10],
                         help="comma-separated replica counts R to time")
+    parser.add_argument("--compiled", type=_counts, default=[1, 10],
+                        help="replica counts R to time the compiled step at")
+    parser.add_argument("--no-compiled", action="store_true",
+                        help="skip the compiled step (compiling takes a minute or more)")
     parser.add_argument("--device", default=None,
                         help="cpu or cuda (default: cuda if available)")
     parser.add_argument("--threads", type=positive_int, default=None,
@@ -156,6 +217,21 @@ def main(argv: list[str] | None = None) -> int:
                                         args.rounds, device)
         result[f"pyro_ms_r{r}"], result[f"torch_ms_r{r}"] = pyro_ms, torch_ms
         result[f"ratio_r{r}"] = pyro_ms / torch_ms
+    compile_seconds = 0.0
+    for r in [] if args.no_compiled else args.compiled:
+        result[f"compiled_ms_r{r}"], seconds = compiled_ms(
+            x, mask, r, args.iterations // r * r or r, args.rounds, device)
+        compile_seconds += seconds
+        result[f"compile_seconds_r{r}"] = seconds
+        if "torch_ms_r1" in result:
+            result[f"compiled_over_handwritten_r1_r{r}"] = (result[f"compiled_ms_r{r}"]
+                                                          / result["torch_ms_r1"])
+    if not args.no_compiled:
+        result["compile_seconds"] = compile_seconds
+        floor = arithmetic_floor_ms(x, mask, device)
+        result.update(floor)
+        for r in args.compiled:
+            result[f"compiled_over_floor_r{r}"] = result[f"compiled_ms_r{r}"] / floor["floor_ms"]
     samples = args.impute_samples
     full = imputation_seconds(x, mask, samples, device)
     floor = decoder_seconds(len(x), x.shape[1], samples, device)
@@ -182,6 +258,18 @@ def table(result: dict, samples: int) -> str:
             r = key.removeprefix("pyro_ms_r")
             lines.append(f"| {r} | {result[key]:.3f} | {result[f'torch_ms_r{r}']:.3f} | "
                          f"{result[f'ratio_r{r}']:.2f} |")
+    compiled = [k.removeprefix("compiled_ms_r") for k in result if k.startswith("compiled_ms_r")]
+    if compiled:
+        lines += ["", "| replicas R | compiled step (ms / replica-iteration) | / hand-written at "
+                  "R = 1 | / arithmetic floor | compile seconds |", "|---|---|---|---|---|"]
+        for r in compiled:
+            lines.append(f"| {r} | {result[f'compiled_ms_r{r}']:.3f} | "
+                         f"{result.get(f'compiled_over_handwritten_r1_r{r}', float('nan')):.2f} | "
+                         f"{result[f'compiled_over_floor_r{r}']:.2f} | "
+                         f"{result[f'compile_seconds_r{r}']:.0f} |")
+        lines += ["", f"arithmetic floor: {result['mflop_per_iteration']:.1f} MFLOP per "
+                  f"replica-iteration at {result['matmul_gflops']:.1f} GFLOP/s (matmul, "
+                  f"measured here) = {result['floor_ms']:.3f} ms"]
     lines += ["", f"| red wine, L = {samples} | seconds |", "|---|---|",
               f"| imputation (`notmiwae.inference.imputation.impute`, default blocks) | "
               f"{result[f'impute_seconds_red_L{samples}']:.2f} |",

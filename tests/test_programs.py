@@ -38,7 +38,7 @@ def user_parts():
 
 
 def params(program):
-    return torch.cat([p.detach().flatten() for p in program.parameters()])
+    return torch.cat([p.detach().flatten() for p in program.parameters()]).cpu()
 
 
 @pytest.mark.parametrize("latent_mask", [False, True])

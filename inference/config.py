@@ -31,7 +31,7 @@ from pathlib import Path
 
 import tomllib
 
-from notmiwae.models.registry import variant_from_name
+from notmiwae.models.registry import DECODERS, MISSING_MODELS, PRIORS, variant_from_name
 
 SECTIONS = {
     "model": {"prior": "prior", "decoder": "decoder", "missing": "missing",
@@ -54,12 +54,24 @@ def parse_config(table: dict, source: str = "config") -> dict:
             if section == "model" and key == "model":
                 params.update(variant_from_name(value))
             elif key in SECTIONS[section]:
+                _check_part(section, key, value, source)
                 params[SECTIONS[section][key]] = value
             else:
                 known = sorted(SECTIONS[section]) + (["model"] if section == "model" else [])
                 raise ValueError(f"{source}: unknown key {key!r} in [{section}]; "
                                  f"keys are {known}")
     return params
+
+
+def _check_part(section: str, key: str, value: object, source: str) -> None:
+    """A part named under [model] must be registered; the error lists those that are."""
+    table = {"prior": PRIORS, "decoder": DECODERS, "missing": MISSING_MODELS}.get(key)
+    if section != "model" or table is None:
+        return
+    if not isinstance(value, str) or value not in table:
+        raise ValueError(f"{source}: unknown {key} {value!r} in [model]; known: "
+                         f"{sorted(table)} (register your own with "
+                         "notmiwae.models.registry.register)")
 
 
 def load_config(path: str | Path) -> dict:

@@ -39,6 +39,7 @@ from .snapshots import (
     load_snapshot,
     save_snapshot,
 )
+from .stopping import TrainingInterrupted, check_bound, deferred_interrupt
 
 
 def _glorot_missing(program: NotMIWAE) -> NotMIWAE:
@@ -166,14 +167,17 @@ def fit(model_config: ModelConfig, x: torch.Tensor, mask: torch.Tensor,
     start = time.perf_counter() - seconds
     bar = tqdm(range(first, train_config.iterations), disable=not progress, desc="training",
                mininterval=1.0, initial=first, total=train_config.iterations)
-    with pyro.validation_enabled(False), flush_denormals():
+    with pyro.validation_enabled(False), flush_denormals(), deferred_interrupt() as stop:
         for it in bar:
             history[it] = step(*_minibatch(state.batches, x, mask, y))
+            check_bound(history[it], it + 1, snapshot)  # before a snapshot can keep it
             if progress and it % 200 == 199:
                 bar.set_postfix(bound=f"{history[max(0, it - 999):it + 1].mean():.3f}")
-            if snapshot is not None and (it + 1) % snapshot_every == 0:
+            if snapshot is not None and ((it + 1) % snapshot_every == 0 or stop.requested):
                 save_snapshot(snapshot, ident, it + 1, state, history,
                               time.perf_counter() - start)
+            if stop.requested:  # Ctrl-C: stopped after a whole step, its state saved
+                raise TrainingInterrupted(it + 1, snapshot)
     seconds = time.perf_counter() - start
     if (snapshot is not None and first < train_config.iterations
             and train_config.iterations % snapshot_every):  # else the loop just saved it

@@ -120,7 +120,7 @@ def _check_finite(array: np.ndarray, X: object) -> None:
                        f"a value too large to standardise (beyond +-{TOO_LARGE:.0e}):")):
         if bad.any():
             row, col = (int(i) for i in np.argwhere(bad)[0])
-            value = array[row, col]
+            value = float(array[row, col])
             if isinstance(X, pd.DataFrame):
                 row, col = X.index[row], X.columns[col]
             raise DataError(f"column {col!r} holds {what} {value!r} (row {row!r}); "
@@ -278,7 +278,7 @@ class NotMIWAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
             raise DataError(f"column(s) {self._names(empty)} have no observed value")
         rows = int(observed.any(axis=1).sum())
         if rows < MIN_ROWS:
-            raise DataError(f"X has {rows} row(s) with an observed value "
+            raise DataError(f"{rows} row(s) with an observed value "
                             f"(n_samples={rows}); at least {MIN_ROWS} are needed to "
                             "learn from")
         if rows < FEW_ROWS:

@@ -110,7 +110,7 @@ def output_path(path: str | Path) -> Path:
         raise IsADirectoryError(f"--out {path} is a folder; name a file to write")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-    except FileExistsError:
+    except (FileExistsError, NotADirectoryError):
         raise NotADirectoryError(f"cannot create the folder of {path}: "
                                  f"{_existing_file_above(path)} is a file") from None
     return path

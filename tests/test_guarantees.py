@@ -39,6 +39,7 @@ def holey_frames(draw, names=ANY_NAMES):
     values = draw(hnp.arrays(np.float64, (n, d), elements=st.floats(-1e6, 1e6, width=32)))
     missing = draw(hnp.arrays(np.bool_, (n, d)))
     missing[np.arange(n), draw(hnp.arrays(np.int64, n, elements=st.integers(0, d - 1)))] = False
+    missing[draw(hnp.arrays(np.int64, d, elements=st.integers(0, n - 1))), np.arange(d)] = False
     dtype = draw(st.sampled_from(["float64", "float32", "int64", "Int64"]))
     if dtype in ("int64", "Int64"):
         values = np.round(values)

@@ -67,7 +67,9 @@ def as_float_array(X: ArrayLike) -> np.ndarray:
         complex_values = np.iscomplexobj(array)  # float() would drop the imaginary parts
         if not complex_values:
             array = array.astype(float)
-    except (TypeError, ValueError, OverflowError) as err:
+    except TypeError as err:
+        raise TypeError(f"X must be numeric with NaN for missing values: {err}") from None
+    except (ValueError, OverflowError) as err:
         raise DataError(f"X must be numeric with NaN for missing values: {err}") from None
     if complex_values:
         raise DataError("Complex data not supported: X holds complex numbers")

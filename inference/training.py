@@ -131,7 +131,9 @@ def fit(model_config: ModelConfig, x: torch.Tensor, mask: torch.Tensor,
     ``y`` (N,): the target, for a jointly supervised model (``model_config.target``).
     ``snapshot``: a file where the training state is saved every ``snapshot_every``
     iterations and at the end (:mod:`notmiwae.inference.snapshots`); if it exists, training resumes
-    from it and ends exactly as an uninterrupted run would.
+    from it and ends exactly as an uninterrupted run would. A bound that is no longer finite
+    raises ``TrainingDiverged``; Ctrl-C stops after the current step, saves the snapshot and
+    raises ``TrainingInterrupted`` (:mod:`notmiwae.inference.stopping`).
     """
     if model_config.target != (y is not None):
         raise ValueError("a model with target=True trains on y, and only such a model does")

@@ -13,45 +13,88 @@ Missing cells in a CSV are empty, NA or NaN. Examples::
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from notmiwae.models.registry import variant_from_name
+from notmiwae.models.registry import FAMILIES, MISSING_MODELS, variant_from_name
 
-from .config import dump_config, load_config
+from .config import config_parts, dump_config, load_config
+from .stopping import TrainingDiverged, TrainingInterrupted
+from .tables import (
+    DataError,
+    align_columns,
+    atomic_path,
+    check_readable,
+    output_path,
+    read_table,
+    write_csv,
+    write_text,
+)
+from .user_parts import check_recorded, load_parts
 
 IMPUTER_FILE = "imputer.pt"
+RUN_FILE = "run.json"  # the index column and the feature columns, in order
+SNAPSHOT_FILE = "snapshot.pt"  # training state while fit runs; removed when it ends
+EXIT_ERROR, EXIT_DIVERGED, EXIT_INTERRUPTED = 2, 1, 130
 
 
-def _read_csv(path: str, index_col: str | None) -> pd.DataFrame:
-    if not Path(path).is_file():
-        raise FileNotFoundError(f"no such file: {path}")
-    frame = pd.read_csv(path)
-    if index_col is not None:
-        if index_col not in frame.columns:
-            raise ValueError(f"{path}: no column {index_col!r} to use as index")
-        frame = frame.set_index(index_col)
-    if frame.empty:
-        raise ValueError(f"{path}: no data rows")
-    return frame
+@contextmanager
+def _about(path: str | Path) -> Iterator[None]:
+    """A :class:`DataError` raised inside names the file it is about."""
+    try:
+        yield
+    except DataError as err:
+        raise DataError(f"{path}: {err}") from None
 
 
-def _load_run(run: str):
-    from .imputer import NotMIWAEImputer
+class Run:
+    """A run folder: the saved imputer and what ``fit`` remembers of its data file."""
 
-    path = Path(run) / IMPUTER_FILE
-    if not path.is_file():
-        raise FileNotFoundError(f"{run}: no {IMPUTER_FILE}; train one with 'notmiwae fit'")
-    return NotMIWAEImputer.load(path)
+    def __init__(self, folder: str | Path, parts: list[str] | None = None) -> None:
+        self.folder = Path(folder)
+        if not (self.folder / IMPUTER_FILE).is_file():
+            raise FileNotFoundError(f"{folder}: no {IMPUTER_FILE}; train one with "
+                                    "'notmiwae fit'")
+        info = self.folder / RUN_FILE
+        self.info = json.loads(info.read_text()) if info.is_file() else {}
+        given = load_parts(parts or [])
+        try:  # the users' parts it was trained with; --parts may give them from elsewhere
+            check_recorded(self.info.get("parts", []), self.folder)
+        except FileNotFoundError:
+            if not given:
+                raise
+
+    def imputer(self):
+        from .imputer import NotMIWAEImputer
+
+        imputer = NotMIWAEImputer.load(self.folder / IMPUTER_FILE)
+        if "columns" not in self.info and hasattr(imputer, "feature_names_in_"):
+            self.info["columns"] = [str(c) for c in imputer.feature_names_in_]
+        return imputer
+
+    def read(self, path: str, index_col: str | None) -> tuple[pd.DataFrame, list[str]]:
+        """A data file read as the run's was, with its index column (unless ``index_col``
+        names another): its feature columns in the run's order, and in the file's."""
+        remembered = self.info.get("index_col")
+        frame = read_table(path, index_col or remembered, index_required=index_col is not None)
+        order = [str(c) for c in frame.columns]
+        if "columns" in self.info:
+            frame = align_columns(frame, self.info["columns"], path)
+        return frame, order
 
 
 def cmd_fit(args: argparse.Namespace) -> None:
     """`notmiwae fit`: train on a CSV, save the imputer, its config and training curve."""
     from .imputer import NotMIWAEImputer
 
+    parts = load_parts(args.parts) + (config_parts(args.config) if args.config else [])
     params = load_config(args.config) if args.config else {}
     if args.model:
         params.update(variant_from_name(args.model))
@@ -59,49 +102,82 @@ def cmd_fit(args: argparse.Namespace) -> None:
                         ("device", "device")):
         if getattr(args, flag) is not None:
             params[param] = getattr(args, flag)
-    data = _read_csv(args.data, args.index_col)
+    data = read_table(args.data, args.index_col)
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out} is a file; name a folder for the run")
     created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)  # before training: a bad path fails at once
+    snapshot = out / SNAPSHOT_FILE
+    if snapshot.exists():
+        print(f"resuming from {snapshot}")
     try:
-        imputer = NotMIWAEImputer(**params, verbose=True).fit(data)
+        with _about(args.data):
+            imputer = NotMIWAEImputer(**params, verbose=True).fit(
+                data, snapshot=snapshot, snapshot_every=args.snapshot_every)
     except BaseException:
-        if created:
+        if created and not any(out.iterdir()):  # nothing to keep: the folder goes again
             out.rmdir()
         raise
+    _save_run(imputer, data, args.index_col, out, parts)
+    snapshot.unlink(missing_ok=True)
+    print(f"trained {imputer.iterations} iterations in {imputer.train_seconds_:.0f} s; "
+          f"saved {out / IMPUTER_FILE}, config.toml, {RUN_FILE}, training_curve.png")
+    if not data.isna().to_numpy().any():
+        print(f"note: {args.data} has no missing cell: nothing to impute in it")
+
+
+def _save_run(imputer, data: pd.DataFrame, index_col: str | None, out: Path,
+              parts: list[str]) -> None:
+    """imputer.pt, config.toml (reruns it), run.json and training_curve.png; both files
+    name the users' parts the run needs."""
     imputer.save(out / IMPUTER_FILE)
     # The seed training used (drawn afresh when random_state is None): config.toml reruns it.
     params = {**imputer.get_params(), "random_state": imputer.seed_}
-    (out / "config.toml").write_text(dump_config(params))
-    _plot_curve(imputer.history_, out / "training_curve.png")
-    print(f"trained {imputer.iterations} iterations in {imputer.train_seconds_:.0f} s; "
-          f"saved {out / IMPUTER_FILE}, config.toml, training_curve.png")
+    write_text(dump_config(params, parts), out / "config.toml")
+    info = {"index_col": index_col, "columns": [str(c) for c in data.columns],
+            "parts": parts}
+    write_text(json.dumps(info, indent=1) + "\n", out / RUN_FILE)
+    with atomic_path(out / "training_curve.png") as tmp:
+        _plot_curve(imputer.history_, tmp)
 
 
 def cmd_impute(args: argparse.Namespace) -> None:
     """`notmiwae impute`: fill a CSV with a saved run (or draw --multiple completions)."""
-    data = _read_csv(args.data, args.index_col)
-    imputer = _load_run(args.run).set_output(transform="pandas")
+    check_readable(args.data)
+    run = Run(args.run, args.parts)
+    imputer = run.imputer().set_output(transform="pandas")
+    data, order = run.read(args.data, args.index_col)
+    out = output_path(args.out)  # its folder made before the work, not after
+    index_col = data.index.name
+    with _about(args.data):
+        if args.multiple:
+            parts = [d[order].assign(imputation=i + 1)
+                     for i, d in enumerate(imputer.sample(data, args.multiple))]
+            result = pd.concat(parts)
+        else:
+            result = imputer.transform(data)[order]
     if args.multiple:
-        parts = [d.assign(imputation=i + 1) for i, d in enumerate(imputer.sample(data,
-                                                                                 args.multiple))]
-        result = pd.concat(parts)
         # Without an identifier column, "row" (0-based position in the input) ties copies.
-        result.to_csv(args.out, index=True, index_label=args.index_col or "row")
+        write_csv(result, out, index=True, index_label=index_col or "row")
     else:
-        result = imputer.transform(data)
-        result.to_csv(args.out, index=args.index_col is not None)
-    print(f"wrote {args.out} ({len(result)} rows)")
+        write_csv(result, out, index=index_col is not None)
+    missing = int(data.isna().to_numpy().sum())
+    print(f"wrote {out} ({len(result)} rows, {missing} missing cells filled)"
+          if missing else f"nothing to impute: {args.data} has no missing cell; "
+          f"wrote it unchanged to {out}")
 
 
 def cmd_check(args: argparse.Namespace) -> None:
     """`notmiwae check`: posterior predictive checks of a saved run on a CSV."""
-    data = _read_csv(args.data, args.index_col)
-    imputer = _load_run(args.run)
-    truth = _read_csv(args.truth, args.index_col) if args.truth else None
-    summary = imputer.check(data, args.out, X_true=truth, num_replicates=args.replicates)
+    check_readable(args.data)
+    run = Run(args.run, args.parts)
+    imputer = run.imputer()
+    data, _ = run.read(args.data, args.index_col)
+    truth = run.read(args.truth, args.index_col)[0] if args.truth else None
+    with _about(args.data):
+        summary = imputer.check(data, args.out, X_true=truth,
+                                num_replicates=args.replicates)
     print(summary.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     print(f"wrote {Path(args.out) / 'summary.csv'}, summary.md, correlations.csv and plots")
 
@@ -110,6 +186,7 @@ def cmd_render(args: argparse.Namespace) -> None:
     """`notmiwae render`: draw a variant's graphical model."""
     from notmiwae.models.render import render
 
+    load_parts(args.parts)
     print(f"wrote {render(args.model, args.out, args.features)}")
 
 
@@ -151,13 +228,18 @@ def build_parser() -> argparse.ArgumentParser:
                        "--iterations 20000 --out run/")
     p.add_argument("data", metavar="DATA.csv")
     p.add_argument("--config", help="TOML configuration (see inference/config.py)")
-    p.add_argument("--model", help="variant name, e.g. miwae, notmiwae:selfmasking_known")
+    p.add_argument("--model", metavar="NAME", help=_model_help())
     p.add_argument("--iterations", type=positive_int, metavar="N",
                    help="Adam iterations (default: the config's, else 20000)")
+    p.add_argument("--snapshot-every", type=positive_int, default=1000, metavar="N",
+                   help=f"save the training state in RUN_DIR/{SNAPSHOT_FILE} every N "
+                   "iterations and on Ctrl-C (default 1000); the same command, run again, "
+                   "resumes from it")
     p.add_argument("--seed", type=int, help="random seed of initialisation and training")
     p.add_argument("--device", help="cpu or cuda (default: cuda when PyTorch sees a GPU)")
     p.add_argument("--out", required=True, metavar="RUN_DIR",
-                   help="folder for imputer.pt, config.toml and training_curve.png")
+                   help=f"folder for imputer.pt, config.toml, {RUN_FILE} and "
+                   "training_curve.png (created)")
     p.set_defaults(run_command=cmd_fit)
 
     p = sub.add_parser("impute", help="fill the missing cells of a CSV", formatter_class=fmt,
@@ -166,7 +248,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "  notmiwae impute data.csv --run run/ --out many.csv --multiple 5")
     p.add_argument("data", metavar="DATA.csv")
     p.add_argument("--run", required=True, metavar="RUN_DIR", help="a folder made by fit")
-    p.add_argument("--out", required=True, metavar="IMPUTED.csv", help="the CSV to write")
+    p.add_argument("--out", required=True, metavar="IMPUTED.csv",
+                   help="the CSV to write (its folder is created)")
     p.add_argument("--multiple", type=positive_int, metavar="M",
                    help="M completed data sets in one long CSV with an 'imputation' column")
     p.set_defaults(run_command=cmd_impute)
@@ -193,29 +276,71 @@ def build_parser() -> argparse.ArgumentParser:
                    help="number of features drawn (default 4)")
     p.set_defaults(run_command=cmd_render)
 
-    for name in ("fit", "impute", "check"):
+    sub.choices["fit"].add_argument("--index-col", metavar="NAME",
+                                    help="a column to keep as row labels, not a feature "
+                                    "(remembered by the run)")
+    for name in ("impute", "check"):
         sub.choices[name].add_argument("--index-col", metavar="NAME",
-                                       help="a column to keep as row labels, not a feature")
+                                       help="a column to keep as row labels, not a feature "
+                                       "(default: the run's, if the file has it)")
+    for name in ("fit", "impute", "check", "render"):
+        sub.choices[name].add_argument(
+            "--parts", action="append", default=[], metavar="FILE.py|MODULE",
+            help="a file or importable module that registers parts of your own "
+            "(repeatable; a run remembers those it was trained with)")
+    for name in ("fit", "impute", "check"):
         sub.choices[name].add_argument("--threads", type=positive_int, metavar="T",
                                        help="CPU threads for PyTorch (default: its own "
                                        "choice); 1 is best on a machine busy with other work")
     return parser
 
 
+def _model_help() -> str:
+    """The model names fit accepts, and the default."""
+    missing = ", ".join(m for m in MISSING_MODELS if m != "ignorable")
+    names = ", ".join(f if FAMILIES[f][1] else f"{f}:<missing>" for f in FAMILIES)
+    return (f"the model: {names}; <missing> is one of {missing} "
+            "(default: the config's, else notmiwae:selfmasking_known)")
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run a subcommand; bad input ends with a one-line error and exit status 2."""
+    """Run a subcommand. Every failure ends with one line on stderr, no traceback: bad
+    input exits with 2, training that diverged with 1, Ctrl-C with 130."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if getattr(args, "threads", None):
         import torch
 
         torch.set_num_threads(args.threads)
+    name = f"notmiwae {args.command}"
     try:
-        args.run_command(args)
+        with _one_line_warnings(name):
+            args.run_command(args)
     except (ValueError, OSError) as err:  # OSError: a file not found, not writable, ...
-        print(f"notmiwae {args.command}: error: {err}", file=sys.stderr)
-        return 2
+        return _fail(f"{name}: error: {err}", EXIT_ERROR)
+    except TrainingDiverged as err:
+        return _fail(f"{name}: error: {err}", EXIT_DIVERGED)
+    except TrainingInterrupted as err:
+        return _fail(f"{name}: {err}", EXIT_INTERRUPTED)
+    except KeyboardInterrupt:
+        return _fail(f"{name}: interrupted; no output was written", EXIT_INTERRUPTED)
     return 0
+
+
+def _fail(line: str, status: int) -> int:
+    print(" ".join(line.split()), file=sys.stderr)  # one line, whatever the message held
+    return status
+
+
+@contextmanager
+def _one_line_warnings(name: str) -> Iterator[None]:
+    """Warnings printed as 'notmiwae CMD: warning: ...', one line each."""
+    def show(message, category, filename, lineno, file=None, line=None):
+        print(f"{name}: warning: {' '.join(str(message).split())}", file=sys.stderr)
+
+    with warnings.catch_warnings():
+        warnings.showwarning = show
+        yield
 
 
 if __name__ == "__main__":

@@ -34,7 +34,15 @@ from pathlib import Path
 
 import tomllib
 
-from notmiwae.models.registry import variant_from_name
+from notmiwae.models.registry import (
+    DECODERS,
+    MISSING_MODELS,
+    PRIORS,
+    load_installed_parts,
+    variant_from_name,
+)
+
+from .user_parts import load_parts
 
 SECTIONS = {
     "model": {"prior": "prior", "decoder": "decoder", "missing": "missing",
@@ -60,6 +68,7 @@ def parse_config(table: dict, source: str = "config") -> dict:
             if section == "model" and key == "model":
                 params.update(variant_from_name(value))
             elif key in SECTIONS[section]:
+                _check_part(section, key, value, source)
                 params[SECTIONS[section][key]] = value
             else:
                 known = sorted(SECTIONS[section]) + (["model"] if section == "model" else [])
@@ -81,6 +90,20 @@ def parts_of(table: dict, source: str = "config") -> list[str]:
     return modules
 
 
+def _check_part(section: str, key: str, value: object, source: str) -> None:
+    """A part named under [model] must be registered; the error lists those that are."""
+    table = {"prior": PRIORS, "decoder": DECODERS, "missing": MISSING_MODELS}.get(key)
+    if section != "model" or table is None:
+        return
+    if isinstance(value, str) and value not in table:
+        load_installed_parts()
+    if not isinstance(value, str) or value not in table:
+        raise ValueError(f"{source}: unknown {key} {value!r} in [model]; known: "
+                         f"{sorted(table)} (register your own with "
+                         "notmiwae.models.registry.register, and name its file or module "
+                         "with --parts or in a [parts] table)")
+
+
 def read_toml(path: str | Path) -> dict:
     """The parsed TOML table of a configuration file, with clear errors."""
     path = Path(path)
@@ -93,8 +116,18 @@ def read_toml(path: str | Path) -> dict:
         raise ValueError(f"{path}: not valid TOML: {err}") from None
 
 
+def config_parts(path: str | Path) -> list[str]:
+    """The users' parts a configuration file names, loaded (its [parts] table; file paths
+    relative to the config file); returned as :func:`load_parts` finds them again."""
+    folder = Path(path).parent
+    return load_parts([str(folder / m) if m.endswith(".py") and not Path(m).is_absolute()
+                       else m for m in parts_of(read_toml(path), str(path))])
+
+
 def load_config(path: str | Path) -> dict:
-    """Read a TOML configuration file into imputer keyword arguments."""
+    """Read a TOML configuration file into imputer keyword arguments, first loading the
+    users' parts its [parts] table names."""
+    config_parts(path)
     return parse_config(read_toml(path), str(path))
 
 

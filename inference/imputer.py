@@ -12,6 +12,7 @@ observed values; results come back on the original scale.
 from __future__ import annotations
 
 import functools
+import warnings
 from collections.abc import Callable
 from numbers import Integral, Real
 from pathlib import Path
@@ -39,26 +40,24 @@ from .checks import (
 )
 from .device import default_device
 from .imputation import ESTIMATORS, impute, multiple_impute
+from .tables import DataError, atomic_path, write_csv, write_text
 from .training import INITS, TrainConfig, fit, read_checkpoint, save_checkpoint
 
 _COUNT = [Interval(Integral, 1, None, closed="left")]
+
+
+MIN_ROWS = 10  # fit refuses fewer rows with an observed value
+FEW_ROWS = 100  # ... and warns below this many
+AUTO_PROGRESS = 1000  # verbose="auto" shows a bar from this many iterations on
+TOO_LARGE = 1e150  # |values| beyond this overflow the standardisation
+IDENTIFIER_NAMES = {"id", "key", "name", "index", "row", "code", "label", "uuid"}
 
 
 def as_float_array(X: ArrayLike) -> np.ndarray:
     """X as a float64 (N, D) array with NaN for missing; a clear error for anything else."""
     X_in = X
     if isinstance(X, pd.DataFrame):
-        for column in X.columns:
-            values = pd.to_numeric(X[column], errors="coerce")
-            bad = values.isna() & X[column].notna()
-            if bad.any():
-                row = X.index[bad.to_numpy().argmax()]
-                raise ValueError(f"column {column!r} holds a non-numeric value "
-                                 f"{X[column][row]!r} (row {row!r})")
-        complex_columns = [c for c in X.columns if pd.api.types.is_complex_dtype(X[c])]
-        if complex_columns:
-            raise ValueError(f"Complex data not supported: column {complex_columns[0]!r} "
-                             "holds complex numbers")
+        _check_frame(X)
         X = X.apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
     if scipy.sparse.issparse(X):
         raise TypeError("X is sparse; sparse input is not supported: pass a dense array "
@@ -68,25 +67,100 @@ def as_float_array(X: ArrayLike) -> np.ndarray:
         complex_values = np.iscomplexobj(array)  # float() would drop the imaginary parts
         if not complex_values:
             array = array.astype(float)
-    except (TypeError, ValueError) as err:
-        raise type(err)(f"X must be numeric with NaN for missing values: {err}") from None
+    except TypeError as err:
+        raise TypeError(f"X must be numeric with NaN for missing values: {err}") from None
+    except (ValueError, OverflowError) as err:
+        raise DataError(f"X must be numeric with NaN for missing values: {err}") from None
     if complex_values:
-        raise ValueError("Complex data not supported: X holds complex numbers")
+        raise DataError("Complex data not supported: X holds complex numbers")
     if array.ndim != 2:
-        raise ValueError(f"X must be 2-dimensional (rows x features), got shape "
-                         f"{array.shape}; Reshape your data: X.reshape(-1, 1) if it is "
-                         "one feature, X.reshape(1, -1) if it is one row")
+        raise DataError(f"X must be 2-dimensional (rows x features), got shape "
+                        f"{array.shape}; Reshape your data: X.reshape(-1, 1) if it is "
+                        "one feature, X.reshape(1, -1) if it is one row")
     for axis, what in ((0, "row"), (1, "feature")):
         if array.shape[axis] == 0:
-            raise ValueError(f"X has 0 {what}(s) (shape={array.shape}) while a minimum "
-                             f"of 1 is required: at least one row and one column")
-    if np.isinf(array).any():
-        row, col = (int(i) for i in np.argwhere(np.isinf(array))[0])
-        if isinstance(X_in, pd.DataFrame):
-            row, col = X_in.index[row], X_in.columns[col]
-        raise ValueError(f"column {col!r} holds an infinite value "
-                         f"(row {row!r}); use NaN for a missing value")
+            raise DataError(f"X has 0 {what}(s) (shape={array.shape}) while a minimum "
+                            f"of 1 is required: at least one row and one column")
+    _check_finite(array, X_in)
     return array
+
+
+def _check_frame(X: pd.DataFrame) -> None:
+    """Unique column names, numbers (or NaN) in every column, nothing complex."""
+    duplicated = X.columns[X.columns.duplicated()]
+    if len(duplicated):
+        raise DataError(f"duplicate column name(s) {sorted({str(c) for c in duplicated})}; "
+                        "every column needs its own name")
+    for column in X.columns:
+        if pd.api.types.is_complex_dtype(X[column]):
+            raise DataError(f"Complex data not supported: column {column!r} holds "
+                            "complex numbers")
+        values = pd.to_numeric(X[column], errors="coerce")
+        bad = values.isna() & X[column].notna()
+        if bad.any():
+            row = X.index[bad.to_numpy().argmax()]
+            raise DataError(f"column {column!r} holds a non-numeric value "
+                            f"{X[column][row]!r} (row {row!r}); "
+                            + _non_numeric_advice(column, X[column]))
+
+
+def _non_numeric_advice(column: object, values: pd.Series) -> str:
+    """What to do with a non-numeric column: an identifier becomes the index."""
+    present = values.dropna()
+    looks_like_id = (str(column).strip().lower() in IDENTIFIER_NAMES
+                     or (len(present) == len(values) and present.is_unique))
+    if looks_like_id:
+        return (f"it looks like a row identifier: make it the index (--index-col "
+                f"{column} with the notmiwae command, X.set_index({column!r}) in Python)")
+    return "only numbers can be imputed: encode the column as numbers or drop it"
+
+
+def _check_finite(array: np.ndarray, X: object) -> None:
+    """No infinite value, and none so large that standardising it overflows."""
+    for bad, what in ((np.isinf(array), "an infinite value"),
+                      (np.abs(np.nan_to_num(array)) > TOO_LARGE,
+                       f"a value too large to standardise (beyond +-{TOO_LARGE:.0e}):")):
+        if bad.any():
+            row, col = (int(i) for i in np.argwhere(bad)[0])
+            value = float(array[row, col])
+            if isinstance(X, pd.DataFrame):
+                row, col = X.index[row], X.columns[col]
+            raise DataError(f"column {col!r} holds {what} {value!r} (row {row!r}); "
+                            "use NaN for a missing value")
+
+
+IMPUTER_FORMAT = 1  # the layout of a saved imputer; bumped when it changes
+
+
+def _version() -> str:
+    from notmiwae import __version__
+
+    return __version__
+
+
+def _first_line(err: Exception) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
+def _check_saved_imputer(path: str | Path) -> None:
+    """Refuse, naming the file, anything but a readable imputer of this format."""
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"no saved imputer at {path}")
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # not a torch file, truncated, unpickling refused, ...
+        raise ValueError(f"{path} is not a readable saved imputer ({_first_line(err)})") \
+            from None
+    if not isinstance(blob, dict) or "model_config" not in blob:
+        raise ValueError(f"{path} is not a notmiwae-pyro checkpoint")
+    if "imputer_params" not in blob:
+        raise ValueError(f"{path} is a model checkpoint, not a saved NotMIWAEImputer")
+    saved = blob.get("imputer_format", 1)
+    if saved != IMPUTER_FORMAT:
+        raise ValueError(f"{path} was saved by notmiwae {blob.get('version', 'unknown')} "
+                         f"(format {saved}); this is notmiwae {_version()}, which reads "
+                         f"format {IMPUTER_FORMAT}: fit the imputer again with this version")
 
 
 def _keeps_global_random_state(method):
@@ -114,7 +188,8 @@ class NotMIWAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     ``device``, ``random_state`` (an int seeds training and every imputation, so they
     repeat exactly; None draws a fresh seed for training, kept in ``seed_``, and for each
     imputation call; either way the global Python, NumPy and torch CPU generators are left
-    as they were) and ``verbose`` (a progress bar while training). ``missing="ignorable"``
+    as they were) and ``verbose`` (a progress bar while training; "auto", the default, shows
+    it from 1,000 iterations on). ``missing="ignorable"``
     gives MIWAE. Parameters are checked when ``fit`` starts, before any training.
     """
 
@@ -128,7 +203,7 @@ class NotMIWAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         "init": [StrOptions(set(INITS))], "estimator": [StrOptions(set(ESTIMATORS))],
         "device": [str, torch.device, None],
         "random_state": [Interval(Integral, 0, 2**32 - 1, closed="both"), None],
-        "verbose": ["verbose"],
+        "verbose": ["verbose", StrOptions({"auto"})],
     }
 
     def __init__(self, missing: str = "selfmasking_known", decoder: str = "gaussian",
@@ -137,7 +212,7 @@ class NotMIWAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
                  iterations: int = 20_000, batch_size: int = 16, num_particles: int = 20,
                  learning_rate: float = 1e-3, init: str = "torch", num_samples: int = 1_000,
                  estimator: str = "mean", device: str | None = None,
-                 random_state: int | None = 0, verbose: bool = False) -> None:
+                 random_state: int | None = 0, verbose: bool | str = "auto") -> None:
         self.missing = missing
         self.decoder = decoder
         self.prior = prior
@@ -157,19 +232,28 @@ class NotMIWAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
 
     # -- fitting ---------------------------------------------------------------------------
     @_keeps_global_random_state
-    def fit(self, X: ArrayLike, y: object = None) -> NotMIWAEImputer:
+    def fit(self, X: ArrayLike, y: object = None, *, snapshot: str | Path | None = None,
+            snapshot_every: int = 5000) -> NotMIWAEImputer:
         """Standardise X's columns by their observed values and train the model on X
-        (NaN = missing); ``y`` is ignored."""
+        (NaN = missing); ``y`` is ignored.
+
+        ``snapshot``: a file where the training state is saved every ``snapshot_every``
+        iterations and on Ctrl-C; if it exists, training resumes from it and ends with
+        the parameters of an uninterrupted run. Ctrl-C raises
+        :class:`~notmiwae.inference.stopping.TrainingInterrupted` (a KeyboardInterrupt), a
+        bound that is no longer finite
+        :class:`~notmiwae.inference.stopping.TrainingDiverged`.
+        """
         self._validate_params()
         default_device(self.device)  # an unknown or unavailable device fails here
+        ModelConfig(n_features=1, decoder=self.decoder, missing=self.missing,
+                    prior=self.prior)  # unknown parts are named before the data is read
         values = self._validate(X, reset=True)
-        observed = ~np.isnan(values)
-        empty = np.flatnonzero(~observed.any(axis=0))
-        if empty.size:
-            raise ValueError(f"column(s) {self._names(empty)} have no observed value")
+        self._check_trainable(values)
         self.mean_ = np.nanmean(values, axis=0)
         scale = np.nanstd(values, axis=0)
-        self.scale_ = np.where(scale > 0, scale, 1.0)
+        # A constant column (sd 0, or too small to divide by) is only centred.
+        self.scale_ = np.where(scale > np.finfo(float).tiny, scale, 1.0)
         self.model_config_ = ModelConfig(n_features=values.shape[1], latent_dim=self.latent_dim,
                                          decoder=self.decoder, missing=self.missing,
                                          prior=self.prior, hidden=self.hidden,
@@ -181,11 +265,34 @@ class NotMIWAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
                             init=self.init)
         x, mask = self._tensors(values)
         result = fit(self.model_config_, x, mask, train, device=self.device,
-                     progress=self.verbose)
+                     progress=self._progress(), snapshot=snapshot,
+                     snapshot_every=snapshot_every)
         self.program_ = result.program
         self.history_ = result.history
         self.train_seconds_ = result.seconds
         return self
+
+    def _check_trainable(self, values: np.ndarray) -> None:
+        """Every column observed somewhere, and enough rows to learn from."""
+        observed = ~np.isnan(values)
+        empty = np.flatnonzero(~observed.any(axis=0))
+        if empty.size:
+            raise DataError(f"column(s) {self._names(empty)} have no observed value")
+        rows = int(observed.any(axis=1).sum())
+        if rows < MIN_ROWS:
+            raise DataError(f"{rows} row(s) with an observed value "
+                            f"(n_samples={rows}); at least {MIN_ROWS} are needed to "
+                            "learn from")
+        if rows < FEW_ROWS:
+            warnings.warn(f"only {rows} rows with an observed value: with fewer than "
+                          f"{FEW_ROWS} the model learns little, and imputations lean "
+                          "on its prior", UserWarning, stacklevel=4)
+
+    def _progress(self) -> bool:
+        """Show a progress bar: ``verbose``, or for "auto" when training is long."""
+        if self.verbose == "auto":
+            return self.iterations >= AUTO_PROGRESS
+        return bool(self.verbose)
 
     # -- imputing --------------------------------------------------------------------------
     @_keeps_global_random_state
@@ -193,6 +300,8 @@ class NotMIWAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         """X with every NaN replaced by its imputation; observed values returned as given."""
         check_is_fitted(self, "program_")
         values = self._validate(X, reset=False)
+        if not np.isnan(values).any():  # nothing to impute
+            return values
         x, mask = self._tensors(values)
         filled = impute(self.program_, x, mask, self.num_samples, self.estimator,
                         seed=self._seed())
@@ -203,10 +312,15 @@ class NotMIWAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         """m completed data sets (multiple imputation by sampling importance resampling)."""
         check_is_fitted(self, "program_")
         values = self._validate(X, reset=False)
-        x, mask = self._tensors(values)
-        draws = multiple_impute(self.program_, x, mask, m, self.num_samples,
-                                seed=self._seed())
-        completed = [self._original_scale(values, d) for d in draws]
+        if isinstance(m, bool) or not isinstance(m, Integral) or m < 1:
+            raise ValueError(f"m must be a whole number >= 1, got {m!r}")
+        if np.isnan(values).any():
+            x, mask = self._tensors(values)
+            draws = multiple_impute(self.program_, x, mask, m, self.num_samples,
+                                    seed=self._seed())
+            completed = [self._original_scale(values, d) for d in draws]
+        else:  # nothing to impute: m copies
+            completed = [values.copy() for _ in range(m)]
         if isinstance(X, pd.DataFrame):
             return [pd.DataFrame(c, index=X.index, columns=X.columns) for c in completed]
         return completed
@@ -235,20 +349,23 @@ class NotMIWAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         s_rep = s_rep.cpu().numpy()
         names = [str(n) for n in self.get_feature_names_out()]
         summary = summary_table(values, x_rep, s_rep, names)
-        summary.to_csv(out / "summary.csv", index=False)
-        (out / "summary.md").write_text(to_markdown(summary))
-        correlation_table(values, x_rep, s_rep, names).to_csv(out / "correlations.csv",
-                                                              index=False)
-        plot_histograms(values, x_rep, s_rep, names, out / "histograms.png")
+        write_csv(summary, out / "summary.csv", index=False)
+        write_text(to_markdown(summary), out / "summary.md")
+        write_csv(correlation_table(values, x_rep, s_rep, names), out / "correlations.csv",
+                  index=False)
+        with atomic_path(out / "histograms.png") as tmp:
+            plot_histograms(values, x_rep, s_rep, names, tmp)
         if self.program_.missingness is not None:
-            plot_missingness_curves(self.program_, names, out / "missingness.png",
-                                    to_original=lambda j, g: g * self.scale_[j] + self.mean_[j],
-                                    true_curve=true_curve,
-                                    truth=None if truth is None else (truth, ~np.isnan(values)))
+            with atomic_path(out / "missingness.png") as tmp:
+                plot_missingness_curves(
+                    self.program_, names, tmp,
+                    to_original=lambda j, g: g * self.scale_[j] + self.mean_[j],
+                    true_curve=true_curve,
+                    truth=None if truth is None else (truth, ~np.isnan(values)))
         if truth is not None:
             imputed = np.asarray(self.transform(X), dtype=float)  # also under set_output
-            plot_imputed_vs_true(truth, imputed, ~np.isnan(values), names,
-                                 out / "imputed_vs_true.png")
+            with atomic_path(out / "imputed_vs_true.png") as tmp:
+                plot_imputed_vs_true(truth, imputed, ~np.isnan(values), names, tmp)
         return summary
 
     def _check_truth(self, X_true: ArrayLike, values: np.ndarray) -> np.ndarray:
@@ -270,22 +387,32 @@ class NotMIWAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
 
     # -- persistence -----------------------------------------------------------------------
     def save(self, path: str | Path) -> None:
-        """Parameters, fitted scaling and network weights, loadable with :meth:`load`."""
+        """Parameters, fitted scaling and network weights, loadable with :meth:`load`;
+        written whole or not at all."""
         check_is_fitted(self, "program_")
         names = getattr(self, "feature_names_in_", None)
-        save_checkpoint(path, self.program_, self.model_config_, extra={
-            "imputer_params": self.get_params(),
-            "mean": torch.as_tensor(self.mean_), "scale": torch.as_tensor(self.scale_),
-            "feature_names": None if names is None else [str(n) for n in names],
-            "history": torch.as_tensor(self.history_), "seed": self.seed_})
+        output = getattr(self, "_sklearn_output_config", {}).get("transform")
+        with atomic_path(path) as tmp:
+            save_checkpoint(str(tmp), self.program_, self.model_config_, extra={
+                "imputer_format": IMPUTER_FORMAT, "version": _version(),
+                "imputer_params": self.get_params(),
+                "mean": torch.as_tensor(self.mean_), "scale": torch.as_tensor(self.scale_),
+                "feature_names": None if names is None else [str(n) for n in names],
+                "history": torch.as_tensor(self.history_), "seed": self.seed_,
+                "output": output})
 
     @classmethod
     def load(cls, path: str | Path, device: str | None = None) -> NotMIWAEImputer:
         """An imputer saved with :meth:`save`, ready to transform (custom parts it uses
-        must be registered again first, see ``notmiwae.models.registry.register``)."""
-        program, config, blob = read_checkpoint(str(path), device)
-        if "imputer_params" not in blob:
-            raise ValueError(f"{path} is a model checkpoint, not a saved NotMIWAEImputer")
+        must be registered again first, see ``notmiwae.models.registry.register``).
+        ``set_output(transform=...)`` is kept. A file of another format or not readable as
+        an imputer is refused with a ValueError naming it."""
+        _check_saved_imputer(path)
+        try:
+            program, config, blob = read_checkpoint(str(path), device)
+        except (RuntimeError, KeyError, TypeError) as err:  # weights that do not fit
+            raise ValueError(f"{path}: the saved weights do not fit the model its "
+                             f"configuration builds ({_first_line(err)})") from None
         imputer = cls(**{**blob["imputer_params"], "device": device})
         imputer.model_config_, imputer.program_ = config, program
         imputer.mean_ = blob["mean"].cpu().numpy()
@@ -293,8 +420,13 @@ class NotMIWAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         imputer.history_ = blob["history"].cpu().numpy()
         imputer.seed_ = blob.get("seed", imputer.random_state)
         imputer.n_features_in_ = imputer.model_config_.n_features
+        if len(imputer.mean_) != imputer.n_features_in_:
+            raise ValueError(f"{path}: scaling of {len(imputer.mean_)} features for a model "
+                             f"of {imputer.n_features_in_}; the file is damaged")
         if blob["feature_names"] is not None:
             imputer.feature_names_in_ = np.asarray(blob["feature_names"], dtype=object)
+        if blob.get("output") is not None:
+            imputer.set_output(transform=blob["output"])
         return imputer
 
     # -- helpers ---------------------------------------------------------------------------

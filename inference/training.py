@@ -38,6 +38,7 @@ from .snapshots import (
     load_snapshot,
     save_snapshot,
 )
+from .stopping import TrainingInterrupted, check_bound, deferred_interrupt
 
 CHECKPOINT_FORMAT = 2  # 1: parameters with a leading replica dimension (read, reshaped)
 
@@ -105,7 +106,9 @@ def fit(model_config: ModelConfig | NotMIWAE | Callable[[], NotMIWAE], x: torch.
     ``y`` (N,): the target, for a jointly supervised model (``model_config.target``).
     ``snapshot``: a file where the training state is saved every ``snapshot_every``
     iterations and at the end (:mod:`notmiwae.inference.snapshots`); if it exists, training resumes
-    from it and ends exactly as an uninterrupted run would.
+    from it and ends exactly as an uninterrupted run would. A bound that is no longer finite
+    raises ``TrainingDiverged``; Ctrl-C stops after the current step, saves the snapshot and
+    raises ``TrainingInterrupted`` (:mod:`notmiwae.inference.stopping`).
     """
     train_config = TrainConfig() if train_config is None else train_config
     if snapshot_every < 1:
@@ -141,14 +144,17 @@ def fit(model_config: ModelConfig | NotMIWAE | Callable[[], NotMIWAE], x: torch.
     start = time.perf_counter() - seconds
     bar = tqdm(range(first, train_config.iterations), disable=not progress, desc="training",
                mininterval=1.0, initial=first, total=train_config.iterations)
-    with pyro.validation_enabled(False), flush_denormals():
+    with pyro.validation_enabled(False), flush_denormals(), deferred_interrupt() as stop:
         for it in bar:
             history[it] = step(*_minibatch(state.batches, x, mask, y))
+            check_bound(history[it], it + 1, snapshot)  # before a snapshot can keep it
             if progress and it % 200 == 199:
                 bar.set_postfix(bound=f"{history[max(0, it - 999):it + 1].mean():.3f}")
-            if snapshot is not None and (it + 1) % snapshot_every == 0:
+            if snapshot is not None and ((it + 1) % snapshot_every == 0 or stop.requested):
                 save_snapshot(snapshot, ident, it + 1, state, history,
                               time.perf_counter() - start)
+            if stop.requested:  # Ctrl-C: stopped after a whole step, its state saved
+                raise TrainingInterrupted(it + 1, snapshot)
     seconds = time.perf_counter() - start
     if (snapshot is not None and first < train_config.iterations
             and train_config.iterations % snapshot_every):  # else the loop just saved it

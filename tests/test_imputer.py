@@ -97,10 +97,10 @@ def test_multiple_imputation_and_rubins_rules(frame, fitted):
 @pytest.mark.parametrize("bad, message", [
     (lambda h: h.astype(object).assign(b=["x"] + list(h["b"][1:])), "column 'b' holds a "
                                                                      "non-numeric value 'x'"),
-    (lambda h: h.assign(c=np.inf), "column 'c' holds an infinite value \\(row 'row0'\\)"),
+    (lambda h: h.assign(c=np.inf), "column 'c' holds an infinite value inf \\(row 'row0'\\)"),
     (lambda h: h.assign(d=np.nan), r"column\(s\) \['d'\] have no observed value"),
     (lambda h: np.where(np.arange(4) == 2, np.inf, h.to_numpy()),
-     "column 2 holds an infinite value \\(row 0\\)"),
+     "column 2 holds an infinite value inf \\(row 0\\)"),
 ])
 def test_bad_input_is_named(frame, bad, message):
     with pytest.raises(ValueError, match=message):

@@ -3,8 +3,11 @@ latent mask, the independent bound check), and a program that plain Pyro SVI tra
 
 import copy
 import math
+import shutil
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pyro
 import pytest
 import torch
@@ -192,3 +195,48 @@ def test_installed_packages_declare_parts_by_entry_point(tmp_path, monkeypatch):
         assert isinstance(build_model(config).missingness, nn.Module)
     finally:
         MISSING_MODELS.pop("lab-selfmasking", None)
+
+
+def test_users_parts_on_the_command_line_fit_impute_check(tmp_path):
+    """notmiwae fit --parts FILE --config ... then impute and check, which load the parts
+    the run recorded; a [parts] table in the TOML does the same; a part file gone is named."""
+    from notmiwae.inference.cli import main
+
+    rng = np.random.default_rng(0)
+    data = pd.DataFrame(rng.normal(size=(60, 3)), columns=["a", "b", "c"])
+    data.loc[data["a"] > 0.5, "a"] = np.nan
+    csv = tmp_path / "data.csv"
+    data.to_csv(csv, index=False)
+    parts = tmp_path / "my_parts.py"
+    shutil.copy(EXAMPLE, parts)
+    config = tmp_path / "model.toml"
+    config.write_text('[model]\nprior = "mixture"\nmissing = "quadratic"\nlatent_mask = true\n'
+                      'hidden = 16\n[training]\niterations = 20\n[imputation]\n'
+                      'num_samples = 20\n')
+    run = tmp_path / "run"
+    assert main(["fit", str(csv), "--parts", str(parts), "--config", str(config),
+                 "--out", str(run)]) == 0
+    assert str(parts.resolve()) in (run / "config.toml").read_text()
+    out = tmp_path / "imputed.csv"
+    assert main(["impute", str(csv), "--run", str(run), "--out", str(out)]) == 0
+    assert pd.read_csv(out).notna().all().all()
+    assert main(["check", str(csv), "--run", str(run), "--out", str(tmp_path / "checks"),
+                 "--replicates", "3"]) == 0
+    # The same through a [parts] table, the file named relative to the config.
+    config.write_text(config.read_text() + '[parts]\nmodules = ["my_parts.py"]\n')
+    assert main(["fit", str(csv), "--config", str(config), "--out", str(tmp_path / "b")]) == 0
+    parts.rename(tmp_path / "moved.py")
+    assert main(["impute", str(csv), "--run", str(run), "--out", str(out)]) == 2
+
+
+def test_a_part_file_gone_is_named(tmp_path, capsys):
+    from notmiwae.inference.cli import main
+
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "imputer.pt").write_bytes(b"")
+    (tmp_path / "run" / "run.json").write_text('{"parts": ["/nowhere/my_parts.py"]}')
+    (tmp_path / "d.csv").write_text("a,b\n1,2\n")
+    assert main(["impute", str(tmp_path / "d.csv"), "--run", str(tmp_path / "run"),
+                 "--out", str(tmp_path / "o.csv")]) == 2
+    err = capsys.readouterr().err
+    assert "parts file not found: /nowhere/my_parts.py" in err and "--parts" in err

@@ -23,7 +23,33 @@ INITS = {"torch": lambda program: program,  # nn.Linear's default; self-masking 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """The optimisation settings; the paper's are iterations=100_000, B=16, K=20, lr=1e-3."""
+    """The optimisation settings; the paper's are iterations=100_000, B=16, K=20, lr=1e-3.
+
+    Parameters
+    ----------
+    iterations : int, default=100_000
+        Adam steps.
+    batch_size : int, default=16
+        Rows per step (B).
+    num_particles : int, default=20
+        Importance samples per row (K).
+    learning_rate : float, default=1e-3
+        Adam's step size.
+    seed : int, default=0
+        Seeds initialisation, minibatch order and noise; replica r uses seed + r.
+    objective : {"iw", "renyi"}, default="iw"
+        The bound from the program's trace, or Pyro's RenyiELBO(alpha=0) (the same
+        bound, a cross-check; one replica).
+    init : {"torch", "glorot", "glorot-missing"}, default="torch"
+        How the networks are initialised (see ``INITS``).
+    compile : bool, default=False
+        Train with the compiled step (:mod:`notmiwae.inference.compiled`).
+
+    Examples
+    --------
+    >>> TrainConfig(iterations=2_000, seed=3).num_particles
+    20
+    """
 
     iterations: int = 100_000
     batch_size: int = 16

@@ -41,7 +41,31 @@ PRIORS: dict[str, Callable[[int], nn.Module]] = {"normal": StandardNormalPrior}
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """Everything needed to rebuild a model: saved in every checkpoint."""
+    """Names the parts of one variant; everything needed to rebuild it (saved in every
+    checkpoint). :func:`build_model` turns it into a program; :func:`config_from_name`
+    makes one from a variant name such as ``"notmiwae:selfmasking_known"``.
+
+    Parameters
+    ----------
+    n_features : int
+        D, the number of columns.
+    latent_dim : int or None, default=None
+        Dimension of z; None gives D - 1.
+    decoder, missing, prior : str, default="gaussian", "selfmasking_known", "normal"
+        Registered part names (see :func:`register`); ``missing="ignorable"`` is MIWAE.
+    hidden : int, default=128
+        Units of the networks' tanh layers.
+    latent_mask : bool, default=False
+        The masked not-MIWAE; ``mask_latent_dim`` the dimension of z_mask (None: as z).
+    target : bool, default=False
+        Joint supervision: a regressor p(y | x) of ``target_hidden`` ReLU units.
+
+    Examples
+    --------
+    >>> program = build_model(ModelConfig(n_features=4, missing="linear"))
+    >>> type(program.missingness).__name__
+    'LinearMissing'
+    """
 
     n_features: int
     latent_dim: int | None = None  # default: n_features - 1

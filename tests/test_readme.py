@@ -28,3 +28,18 @@ def test_readme_snippet_runs(index, tmp_path, monkeypatch):
         code = code.replace(long, short)
     monkeypatch.chdir(tmp_path)  # files the snippet writes land here
     exec(compile(code, f"README.md snippet {index}", "exec"), {"__name__": "readme"})
+
+
+@pytest.mark.parametrize("name", ["NotMIWAEImputer", "ModelConfig", "TrainConfig"])
+def test_examples_in_the_public_docstrings_run(name):
+    import doctest
+
+    import notmiwae
+
+    obj = getattr(notmiwae, name)
+    tests = doctest.DocTestFinder().find(obj, name, globs=vars(notmiwae).copy())
+    runner = doctest.DocTestRunner()
+    for test in tests:
+        runner.run(test)
+    assert sum(len(t.examples) for t in tests) > 0
+    assert runner.failures == 0

@@ -21,6 +21,7 @@ import pandas as pd
 
 from notmiwae.models.registry import variant_from_name
 
+from . import streaming
 from .config import dump_config, load_config
 
 IMPUTER_FILE = "imputer.pt"
@@ -82,6 +83,8 @@ def cmd_fit(args: argparse.Namespace) -> None:
 
 def cmd_impute(args: argparse.Namespace) -> None:
     """`notmiwae impute`: fill a CSV with a saved run (or draw --multiple completions)."""
+    if streaming.wanted(args):  # Parquet, --engine ray, --chunk-rows or a large file
+        return streaming.impute_command(args)
     data = _read_csv(args.data, args.index_col)
     imputer = _load_run(args.run).set_output(transform="pandas")
     if args.multiple:
@@ -169,6 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, metavar="IMPUTED.csv", help="the CSV to write")
     p.add_argument("--multiple", type=positive_int, metavar="M",
                    help="M completed data sets in one long CSV with an 'imputation' column")
+    streaming.add_options(p)  # --chunk-rows, --engine, --address, --gpus-per-actor
     p.set_defaults(run_command=cmd_impute)
 
     p = sub.add_parser("check", help="posterior predictive checks", formatter_class=fmt,

@@ -27,7 +27,6 @@ import pandas as pd
 from notmiwae.inference.cli import positive_int
 from notmiwae.inference.training import INITS, TrainConfig
 
-from .baselines import BASELINES
 from .datasets import DATASETS
 from .engines import add_engine_options, run_jobs
 from .outputs import check_settings, log_command
@@ -35,7 +34,9 @@ from .protocol import (
     RunSpec,
     add_protocol_options,
     check_names,
+    group_label,
     group_replicas,
+    group_weight,
     run_group,
     snapshot_path,
     split_list,
@@ -143,20 +144,6 @@ def _execute(todo: list[RunSpec], args, runs_path: Path) -> list[dict]:
     if snapshots.is_dir() and not any(snapshots.iterdir()):
         snapshots.rmdir()
     return rows
-
-
-def group_label(job: tuple[list[RunSpec]]) -> str:
-    """'banknote miwae seeds 0-4' for a job of one group of runs."""
-    group = job[0]
-    seeds = (f"seed {group[0].seed}" if len(group) == 1
-             else f"seeds {group[0].seed}-{group[-1].seed}")
-    return f"{group[0].dataset} {group[0].model} {seeds}"
-
-
-def group_weight(job: tuple[list[RunSpec]]) -> float:
-    """A group's share of the work: its runs' iterations (a baseline's counts as none)."""
-    group = job[0]
-    return 0.0 if group[0].model in BASELINES else float(group[0].iterations * len(group))
 
 
 if __name__ == "__main__":

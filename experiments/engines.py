@@ -119,8 +119,9 @@ def run_jobs(function: Callable, jobs: Sequence[tuple], args: argparse.Namespace
     if args.engine == "ray":
         from notmiwae.inference import ray_engine
 
-        finished = ray_engine.as_finished(timed, jobs, ray_engine.TaskResources(
-            gpus=args.gpus_per_group), address=args.address, local_cpus=args.jobs)
+        finished = ray_engine.as_finished(
+            timed, jobs, ray_engine.TaskResources(gpus=args.gpus_per_group),
+            address=args.address, local_cpus=args.jobs, name=ray_engine.task_name(function))
     else:
         workers = min(args.jobs, len(jobs))
         print(f"{len(jobs)} groups of runs on {workers} local process(es)", flush=True)

@@ -70,18 +70,20 @@ def _run_job(function: Callable, job: tuple, threads: int) -> object:
     return function(*job)
 
 
-def _task_name(function: Callable) -> str:
-    """The name Ray shows for the tasks (and as the worker's process title: ray::NAME)."""
+def task_name(function: Callable) -> str:
+    """The name of a function, through any ``functools.partial`` around it."""
     while hasattr(function, "func"):  # functools.partial, possibly nested
         function = function.func
     return getattr(function, "__name__", "job")
 
 
 def as_finished(function: Callable, jobs: Sequence[tuple], resources: TaskResources,
-                address: str | None = None,
-                local_cpus: int | None = None) -> Iterator[tuple[tuple, object]]:
+                address: str | None = None, local_cpus: int | None = None,
+                name: str | None = None) -> Iterator[tuple[tuple, object]]:
     """(job, function(*job)) for each job as its Ray task finishes. ``function`` must be
-    importable by the workers (a module-level function, or a partial of one)."""
+    importable by the workers (a module-level function, or a partial of one). ``name``:
+    what Ray calls the tasks, and the title of a worker process running one (ray::NAME);
+    default: the function's name."""
     ray = _ray()
     connect(address, local_cpus)
     print(f"{len(jobs)} groups of runs as Ray tasks ({resources.cpus:g} CPU, "
@@ -89,7 +91,7 @@ def as_finished(function: Callable, jobs: Sequence[tuple], resources: TaskResour
           flush=True)
     task = ray.remote(_run_job).options(
         num_cpus=resources.cpus, num_gpus=resources.gpus, max_retries=resources.max_retries,
-        name=_task_name(function))
+        name=name or task_name(function))
     shared = ray.put(function)
     pending = {task.remote(shared, job, resources.threads()): job for job in jobs}
     try:
@@ -189,5 +191,6 @@ def impute_table(path: str | Path, imputer_file: bytes, features: list[str] | No
         num_cpus=pool.cpus, num_gpus=pool.gpus,
         fn_constructor_kwargs={"imputer_file": imputer_file, "index_col": index_col,
                                "seed": seed, "threads": max(1, int(pool.cpus))})
-    for batch in dataset.iter_batches(batch_size=None, batch_format="pandas"):
+    for table in dataset.iter_batches(batch_size=None, batch_format="pyarrow"):
+        batch = table.to_pandas()  # NumPy columns, as pandas reads a file
         yield batch.set_index(index_col) if index_col is not None else batch

@@ -181,7 +181,9 @@ def impute_table(path: str | Path, imputer_file: bytes, features: list[str] | No
     of ``batch_rows``, in their order, indexed by ``index_col`` when given."""
     ray = _ray()
     connect(address)
-    ray.data.DataContext.get_current().execution_options.preserve_order = True
+    context = ray.data.DataContext.get_current()
+    context.execution_options.preserve_order = True
+    context.enable_progress_bars = False  # write_table prints the rows done
     pool = actor_pool(ray.available_resources(), gpus_per_actor)
     print(f"imputing with {pool.actors} Ray actor(s) of {pool.cpus:g} CPU, {pool.gpus:g} "
           f"GPU; reading with {pool.read_cpus:g} CPU per task", flush=True)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import os
 import tempfile
+import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -224,6 +225,7 @@ def write_table(chunks: Iterable[pd.DataFrame], out: str | Path, keep_index: boo
     as the first column when ``keep_index``), via OUT.partial; returns the row count."""
     out = Path(out)
     partial = out.with_name(out.name + ".partial")
+    chunks = _reporting(chunks)
     try:
         if is_parquet(out):
             rows = _write_parquet(chunks, partial, keep_index)
@@ -234,6 +236,18 @@ def write_table(chunks: Iterable[pd.DataFrame], out: str | Path, keep_index: boo
         raise
     os.replace(partial, out)
     return rows
+
+
+def _reporting(chunks: Iterable[pd.DataFrame],
+               every: int = 100_000) -> Iterator[pd.DataFrame]:
+    """The chunks, with a line each time another ``every`` rows have gone through."""
+    start, rows, said = time.perf_counter(), 0, 0
+    for chunk in chunks:
+        yield chunk
+        rows += len(chunk)
+        if rows - said >= every:
+            said = rows
+            print(f"{rows:,} rows imputed ({time.perf_counter() - start:.0f} s)", flush=True)
 
 
 def _write_csv(chunks: Iterable[pd.DataFrame], path: Path, keep_index: bool) -> int:

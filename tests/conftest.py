@@ -37,7 +37,7 @@ def toy_program(missing: str = "selfmasking", decoder: str = "gaussian", d: int 
 @pytest.fixture(scope="session")
 def trained_run(tmp_path_factory):
     """A briefly trained imputer saved as `notmiwae fit` saves it (RUN/imputer.pt), and a
-    CSV of 3,000 rows to impute: an identifier column 'id' and 4 features, the first two
+    CSV of 2,100 rows to impute: an identifier column 'id' and 4 features, the first two
     missing above 0 (self-masking)."""
     import numpy as np
     import pandas as pd
@@ -46,7 +46,7 @@ def trained_run(tmp_path_factory):
 
     folder = tmp_path_factory.mktemp("run")
     rng = np.random.default_rng(0)
-    x = rng.normal(size=(3000, 4)) @ rng.normal(size=(4, 4))
+    x = rng.normal(size=(2100, 4)) @ rng.normal(size=(4, 4))
     x[:, :2][x[:, :2] > 0] = np.nan
     frame = pd.DataFrame(x, columns=[f"f{j}" for j in range(4)])
     frame.insert(0, "id", [f"r{i}" for i in range(len(frame))])

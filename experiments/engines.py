@@ -58,6 +58,17 @@ def engine_argv(args: argparse.Namespace) -> list[str]:
     return words + (["--address", args.address] if args.address else [])
 
 
+def check_engine(args: argparse.Namespace, device: str | None = None) -> None:
+    """Refuse Ray-only options without --engine ray, and CUDA without a GPU share (Ray
+    hides the GPUs from a task that asks for none)."""
+    if args.engine != "ray" and (args.address or args.gpus_per_group):
+        raise SystemExit("--address and --gpus-per-group need --engine ray")
+    if (args.engine == "ray" and device is not None and "cuda" in str(device)
+            and not args.gpus_per_group):
+        raise SystemExit("--device cuda with --engine ray needs --gpus-per-group "
+                         "(the share of a GPU each group asks Ray for)")
+
+
 def _timed(function: Callable, *job) -> tuple[float, object]:
     """(seconds, function(*job)): the job's own time, measured where it runs."""
     start = time.perf_counter()
@@ -112,6 +123,7 @@ def run_jobs(function: Callable, jobs: Sequence[tuple], args: argparse.Namespace
     module docstring; ``args`` has the options of :func:`add_engine_options` and
     ``jobs``), printing a progress line for each."""
     jobs = list(jobs)
+    check_engine(args, device)
     if not jobs:
         return
     progress = Progress([weight(job) for job in jobs])

@@ -179,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     runs_path = out / "runs.csv"
     done = set(pd.read_csv(runs_path)["dataset"]) if runs_path.exists() else set()
     jobs = [(name, list(range(args.seeds)), args.iterations, args.every,
-             args.select_samples, args.impute_samples, args.split_seed, out)
+             args.select_samples, args.impute_samples, args.split_seed, out.resolve())
             for name in names if name not in done]
     for _, rows in run_jobs(run_dataset, jobs, args, label=lambda job: job[0]):
         _append(runs_path, rows)

@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
             for d in datasets for m in models for s in range(args.seeds)
             if (d, m, s) not in done]
     groups = [(group,) for group in group_replicas(todo, args.seeds)]
-    describe = functools.partial(describe_group, trained=out / "trained")
+    describe = functools.partial(describe_group, trained=(out / "trained").resolve())
     for _, (rows, columns) in run_jobs(describe, groups, args, label=group_label,
                                        weight=group_weight):
         for path, frame in ((runs_path, rows), (columns_path, columns)):

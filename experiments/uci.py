@@ -122,7 +122,8 @@ def _key_of(row) -> tuple:
 
 def _execute(todo: list[RunSpec], args, runs_path: Path) -> list[dict]:
     rows: list[dict] = []
-    snapshots = runs_path.parent / "snapshots"  # a group stopped midway resumes from these
+    # A group stopped midway resumes from these; absolute, for workers in other folders.
+    snapshots = runs_path.parent.resolve() / "snapshots"
 
     def record(group: list[RunSpec], group_rows: list[dict]) -> None:
         rows.extend(group_rows)

@@ -37,10 +37,10 @@ import pandas as pd
 import torch
 
 from notmiwae.inference.cli import positive_int
-from notmiwae.inference.device import as_finished
 from notmiwae.inference.imputation import impute
 from notmiwae.models.program import NotMIWAE
 
+from .engines import add_engine_options, run_jobs
 from .outputs import check_settings, log_command
 from .protocol import add_protocol_options
 from .report import interval
@@ -157,6 +157,7 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--datasets", default="red,concrete")
     add_protocol_options(parser, unit="method")
+    add_engine_options(parser)
     parser.add_argument("--every", type=positive_int, default=5000,
                         help="iterations between checkpoints")
     parser.add_argument("--select-samples", type=positive_int, default=1000,
@@ -178,9 +179,9 @@ def main(argv: list[str] | None = None) -> int:
     runs_path = out / "runs.csv"
     done = set(pd.read_csv(runs_path)["dataset"]) if runs_path.exists() else set()
     jobs = [(name, list(range(args.seeds)), args.iterations, args.every,
-             args.select_samples, args.impute_samples, args.split_seed, out)
+             args.select_samples, args.impute_samples, args.split_seed, out.resolve())
             for name in names if name not in done]
-    for _, rows in as_finished(run_dataset, jobs, args.jobs):
+    for _, rows in run_jobs(run_dataset, jobs, args, label=lambda job: job[0]):
         _append(runs_path, rows)
     runs = pd.read_csv(runs_path)
     runs = runs[runs["dataset"].isin(names)]

@@ -30,15 +30,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from notmiwae.inference.device import as_finished
-
+from .engines import add_engine_options, run_jobs
 from .metrics import rmse_missing, signed_error_missing
 from .outputs import check_settings, log_command
 from .protocol import (
     RunSpec,
     add_protocol_options,
     check_names,
+    group_label,
     group_replicas,
+    group_weight,
     imputed_runs,
     prepare,
     split_list,
@@ -115,6 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--models", default="notmiwae:linear,masked-notmiwae:linear",
                         help="comma-separated trained models (names as notmiwae.experiments.uci)")
     add_protocol_options(parser)
+    add_engine_options(parser)
     parser.add_argument("--reference", default=None,
                         help="a runs.csv of the same runs, to check the RMSE against")
     parser.add_argument("--out", required=True,
@@ -133,8 +135,9 @@ def main(argv: list[str] | None = None) -> int:
             for d in datasets for m in models for s in range(args.seeds)
             if (d, m, s) not in done]
     groups = [(group,) for group in group_replicas(todo, args.seeds)]
-    describe = functools.partial(describe_group, trained=out / "trained")
-    for _, (rows, columns) in as_finished(describe, groups, args.jobs):
+    describe = functools.partial(describe_group, trained=(out / "trained").resolve())
+    for _, (rows, columns) in run_jobs(describe, groups, args, label=group_label,
+                                       weight=group_weight):
         for path, frame in ((runs_path, rows), (columns_path, columns)):
             pd.DataFrame(frame).to_csv(path, mode="a", header=not path.exists(), index=False)
     runs = pd.read_csv(runs_path)

@@ -20,6 +20,7 @@ from pathlib import Path
 import pandas as pd
 
 from . import uci
+from .engines import add_engine_options, engine_argv
 from .protocol import add_protocol_options, split_list
 from .report import one_setting, paired, paired_grid, paired_markdown, plot_pairs
 
@@ -49,6 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--datasets", default="red,white",
                         help="comma-separated UCI data sets (see notmiwae.experiments.uci)")
     add_protocol_options(parser)
+    add_engine_options(parser)
     parser.add_argument("--out", required=True,
                         help="output folder: runs.csv, pairs(.csv, .md, .png), bound_pairs.csv")
     parser.add_argument("--report-only", action="store_true",
@@ -58,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
         uci.main(["--datasets", args.datasets, "--models", ",".join(model_names()),
                   "--seeds", str(args.seeds), "--iterations", str(args.iterations),
                   "--impute-samples", str(args.impute_samples), "--jobs", str(args.jobs),
-                  "--out", args.out])
+                  *engine_argv(args), "--out", args.out])
     out = Path(args.out)
     runs = pd.read_csv(out / "runs.csv")
     runs = one_setting(runs[(runs["iterations"] == args.iterations)

@@ -100,6 +100,20 @@ def group_replicas(specs: list[RunSpec], max_replicas: int) -> list[list[RunSpec
     return groups
 
 
+def group_label(job: tuple[list[RunSpec]]) -> str:
+    """'banknote miwae seeds 0-4' for a job of one group of runs."""
+    group = job[0]
+    seeds = (f"seed {group[0].seed}" if len(group) == 1
+             else f"seeds {group[0].seed}-{group[-1].seed}")
+    return f"{group[0].dataset} {group[0].model} {seeds}"
+
+
+def group_weight(job: tuple[list[RunSpec]]) -> float:
+    """A group's share of the work: its runs' iterations (a baseline's counts as none)."""
+    group = job[0]
+    return 0.0 if group[0].model in BASELINES else float(group[0].iterations * len(group))
+
+
 def snapshot_path(folder: str | Path, specs: list[RunSpec]) -> Path:
     """Where a group's training snapshot lives while it trains (see ``run_group``). The
     snapshot itself records the data and settings, and refuses to resume other ones."""

@@ -32,13 +32,13 @@ import pandas as pd
 import torch
 from sklearn.neural_network import MLPRegressor
 
-from notmiwae.inference.device import as_finished
 from notmiwae.inference.imputation import impute, predict_target
 from notmiwae.inference.training import FitResult, TrainConfig, fit
 from notmiwae.models.registry import config_from_name
 
 from .baselines import impute_baseline
 from .datasets import DATASETS, load_target
+from .engines import add_engine_options, run_jobs
 from .metrics import rmse_missing
 from .outputs import check_settings, log_command
 from .protocol import add_protocol_options, split_list
@@ -186,6 +186,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="seed of the 80/20 train/test split")
     parser.add_argument("--device", default=None,
                         help="cpu or cuda (default: cuda if available)")
+    add_engine_options(parser)
     parser.add_argument("--out", required=True, help="output folder: runs.csv, summary.md")
     args = parser.parse_args(argv)
     names = target_datasets(parser, args.datasets)
@@ -199,7 +200,8 @@ def main(argv: list[str] | None = None) -> int:
     todo = [n for n in names if done.empty or n not in set(done["dataset"])]
     job_args = [(n, list(range(args.seeds)), args.iterations, args.impute_samples,
                  args.split_seed, args.device) for n in todo]
-    for _, rows in as_finished(run_dataset, job_args, args.jobs, args.device):
+    for _, rows in run_jobs(run_dataset, job_args, args, label=lambda job: job[0],
+                            device=args.device):
         _append(runs_path, rows)
     done = pd.read_csv(runs_path)
     text = summary(done[done["dataset"].isin(names)])

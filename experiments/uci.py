@@ -8,7 +8,11 @@ Example (a few minutes; 20,000 iterations, a fifth of the paper's 100,000)::
 
 Writes OUT/runs.csv (one row per run, appended as each finishes), OUT/table.md
 (mean ± standard error over seeds) and OUT/table.png. Runs already in runs.csv with the
-same settings are skipped, so an interrupted grid picks up where it stopped.
+same settings are skipped, so an interrupted grid picks up where it stopped. A line per
+finished group of runs says how long it took and estimates the rest.
+
+The groups run in local processes (--jobs), or as Ray tasks with --engine ray, on this
+machine or on a cluster (--address auto); see notmiwae.experiments.engines.
 """
 
 from __future__ import annotations
@@ -21,16 +25,18 @@ from pathlib import Path
 import pandas as pd
 
 from notmiwae.inference.cli import positive_int
-from notmiwae.inference.device import as_finished
 from notmiwae.inference.training import INITS, TrainConfig
 
 from .datasets import DATASETS
+from .engines import add_engine_options, run_jobs
 from .outputs import check_settings, log_command
 from .protocol import (
     RunSpec,
     add_protocol_options,
     check_names,
+    group_label,
     group_replicas,
+    group_weight,
     run_group,
     snapshot_path,
     split_list,
@@ -67,6 +73,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--replicas", type=positive_int, default=10,
                    help="train up to this many seeds of a configuration as one program")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
+    add_engine_options(p)
     p.add_argument("--out", required=True, help="output folder")
     args = p.parse_args(argv)
     args.datasets = split_list(args.datasets)
@@ -115,7 +122,8 @@ def _key_of(row) -> tuple:
 
 def _execute(todo: list[RunSpec], args, runs_path: Path) -> list[dict]:
     rows: list[dict] = []
-    snapshots = runs_path.parent / "snapshots"  # a group stopped midway resumes from these
+    # A group stopped midway resumes from these; absolute, for workers in other folders.
+    snapshots = runs_path.parent.resolve() / "snapshots"
 
     def record(group: list[RunSpec], group_rows: list[dict]) -> None:
         rows.extend(group_rows)
@@ -128,10 +136,11 @@ def _execute(todo: list[RunSpec], args, runs_path: Path) -> list[dict]:
                   f"{row['replicas']} trained together)", flush=True)
 
     groups = [(group,) for group in group_replicas(todo, args.replicas)]
-    alone = min(args.jobs, len(groups)) <= 1  # a progress bar only then
+    alone = args.engine == "local" and min(args.jobs, len(groups)) <= 1  # a bar only then
     run = functools.partial(run_group, device=args.device, snapshots=snapshots,
                             progress=alone and sys.stderr.isatty())
-    for (group,), group_rows in as_finished(run, groups, args.jobs, args.device):
+    for (group,), group_rows in run_jobs(run, groups, args, label=group_label,
+                                         weight=group_weight, device=args.device):
         record(group, group_rows)
     if snapshots.is_dir() and not any(snapshots.iterdir()):
         snapshots.rmdir()

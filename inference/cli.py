@@ -25,6 +25,7 @@ import pandas as pd
 
 from notmiwae.models.registry import FAMILIES, MISSING_MODELS, variant_from_name
 
+from . import streaming
 from .config import config_parts, dump_config, load_config
 from .stopping import TrainingDiverged, TrainingInterrupted
 from .tables import (
@@ -144,8 +145,11 @@ def _save_run(imputer, data: pd.DataFrame, index_col: str | None, out: Path,
 
 def cmd_impute(args: argparse.Namespace) -> None:
     """`notmiwae impute`: fill a CSV with a saved run (or draw --multiple completions)."""
+    run = Run(args.run, args.parts)  # the users' parts it needs are loaded here
+    if streaming.wanted(args):  # Parquet, --engine ray, --chunk-rows or a large file
+        args.index_col = args.index_col or run.info.get("index_col")
+        return streaming.impute_command(args)
     check_readable(args.data)
-    run = Run(args.run, args.parts)
     imputer = run.imputer().set_output(transform="pandas")
     data, order = run.read(args.data, args.index_col)
     out = output_path(args.out)  # its folder made before the work, not after
@@ -252,6 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the CSV to write (its folder is created)")
     p.add_argument("--multiple", type=positive_int, metavar="M",
                    help="M completed data sets in one long CSV with an 'imputation' column")
+    streaming.add_options(p)  # --chunk-rows, --engine, --address, --gpus-per-actor
     p.set_defaults(run_command=cmd_impute)
 
     p = sub.add_parser("check", help="posterior predictive checks", formatter_class=fmt,

@@ -32,3 +32,25 @@ def toy_program(missing: str = "selfmasking", decoder: str = "gaussian", d: int 
         for p in program.parameters():
             p.add_(0.3 * torch.randn_like(p))
     return program
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory):
+    """A briefly trained imputer saved as `notmiwae fit` saves it (RUN/imputer.pt), and a
+    CSV of 2,100 rows to impute: an identifier column 'id' and 4 features, the first two
+    missing above 0 (self-masking)."""
+    import numpy as np
+    import pandas as pd
+
+    from notmiwae import NotMIWAEImputer
+
+    folder = tmp_path_factory.mktemp("run")
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(2100, 4)) @ rng.normal(size=(4, 4))
+    x[:, :2][x[:, :2] > 0] = np.nan
+    frame = pd.DataFrame(x, columns=[f"f{j}" for j in range(4)])
+    frame.insert(0, "id", [f"r{i}" for i in range(len(frame))])
+    frame.to_csv(folder / "data.csv", index=False)
+    imputer = NotMIWAEImputer(iterations=100, num_samples=20, random_state=0)
+    imputer.fit(frame.set_index("id")).save(folder / "imputer.pt")
+    return folder, folder / "data.csv"

@@ -134,8 +134,8 @@ def test_fit_help_lists_the_models_and_the_default(capsys):
 
 def test_the_run_remembers_the_index_column_and_column_order(tmp_path, capsys, files):
     data, _, run = files
-    assert json.loads((run / "run.json").read_text()) == {"index_col": "id",
-                                                          "columns": ["a", "b", "c"]}
+    assert json.loads((run / "run.json").read_text()) == {
+        "index_col": "id", "columns": ["a", "b", "c"], "parts": []}  # no parts of one's own
     original = pd.read_csv(data)
     moved = tmp_path / "moved.csv"
     original[["c", "id", "a", "b"]].to_csv(moved, index=False)

@@ -1,6 +1,7 @@
 """Rubin's rules, the missingness mechanisms and the error metrics, each by hand."""
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -52,6 +53,7 @@ def test_paper_mnar_cut_off_is_mean_plus_offset_sd_inclusive():
     col = np.array([0.0, 1.0, 2.0, 3.0, 4.0])  # mean 2, population sd sqrt(2)
     x = np.stack([col, -col, col * 10, col, col], 1)  # D = 5: columns 0 and 1 masked
     mask = paper_mnar(x)
+    assert mask.dtype == bool
     np.testing.assert_array_equal(mask[:, 0], col <= 2.0)  # 2.0 itself stays observed
     np.testing.assert_array_equal(mask[:, 1], -col <= -2.0)
     assert mask[:, 2:].all()
@@ -79,6 +81,8 @@ def test_standardise_uses_the_population_sd_and_names_constant_columns():
 
 def test_mcar_rate_bounds_and_seed():
     assert mcar((50, 4), 0.0).all()
+    np.testing.assert_array_equal(mcar((6, 3), 0.4), np.random.default_rng(0).random((6, 3))
+                                  >= 0.4)  # seed 0 by default
     assert mcar((50, 4), 0.3, seed=2).dtype == bool
     np.testing.assert_array_equal(mcar((50, 4), 0.3, seed=2), mcar((50, 4), 0.3, seed=2))
     assert not np.array_equal(mcar((50, 4), 0.3, seed=2), mcar((50, 4), 0.3, seed=3))
@@ -95,7 +99,8 @@ def test_rmse_over_missing_entries_only():
     mask = np.array([[False, True], [False, True]])  # column 0 missing
     assert rmse_missing(x, imputed, mask) == pytest.approx(math.sqrt((0.25 + 9) / 2))
     assert rmse_missing(x, imputed, mask.astype(int)) == pytest.approx(math.sqrt(4.625))
-    with pytest.raises(ValueError, match="no missing entries"):
+    with pytest.raises(ValueError,
+                       match="^no missing entries: RMSE over missing entries is undefined$"):
         rmse_missing(x, imputed, np.ones((2, 2), dtype=bool))
 
 
@@ -103,6 +108,9 @@ def test_signed_error_per_column():
     x = np.array([[1.0, 2.0, 0.0], [3.0, 4.0, 1.0]])
     imputed = np.array([[2.0, 2.0, -1.0], [2.5, 4.0, 1.0]])
     mask = np.array([[False, True, False], [False, True, True]])
-    got = signed_error_missing(x, imputed, mask)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a column with nothing missing is NaN, silently
+        got = signed_error_missing(x, imputed, mask)
     np.testing.assert_allclose(got[[0, 2]], [(1.0 - 0.5) / 2, -1.0])
     assert np.isnan(got[1])
+    np.testing.assert_array_equal(signed_error_missing(x, imputed, mask.astype(int)), got)

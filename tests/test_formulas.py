@@ -35,15 +35,20 @@ def test_rubin_degrees_of_freedom_with_two_imputations_and_no_spread():
     assert pooled.between == pytest.approx(b)
     assert pooled.variance == pytest.approx(2.0 + 1.5 * b)
     assert pooled.df == pytest.approx(1 * (1 + 2.0 / (1.5 * b)) ** 2)
-    same = rubin_pool([1.5, 1.5, 1.5], [0.2, 0.4, 0.3])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no spread: df is infinite, with no 0 / 0 on the way
+        same = rubin_pool([1.5, 1.5, 1.5], [0.2, 0.4, 0.3])
     assert same.between == 0 and same.df == math.inf
+    unit = rubin_pool([0.0, 1.0, 2.0], [0.5, 0.5, 0.5])  # B = 1 exactly: df is finite
+    assert unit.between == 1.0
+    assert unit.df == pytest.approx(2 * (1 + 0.5 / (4 / 3)) ** 2)
     assert same.variance == pytest.approx(0.3) and same.estimate == 1.5
 
 
 @pytest.mark.parametrize("estimates, variances", [([1.0], [0.1]), ([1.0, 2.0], [0.1]),
                                                   ([[1.0, 2.0]], [[0.1, 0.2]]), ([], [])])
 def test_rubin_pool_refuses_fewer_than_two_or_mismatched(estimates, variances):
-    with pytest.raises(ValueError, match="need m >= 2 estimates and as many variances"):
+    with pytest.raises(ValueError, match="^need m >= 2 estimates and as many variances$"):
         rubin_pool(estimates, variances)
 
 

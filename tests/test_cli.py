@@ -139,7 +139,8 @@ def test_user_defined_prior_and_missing_model_train(monkeypatch):
     monkeypatch.syspath_prepend(str(ROOT / "examples"))
     module = runpy.run_path(str(ROOT / "examples" / "custom_parts.py"), run_name="example")
     rmse = module["main"](iterations=300)
-    assert np.isfinite(rmse) and rmse < 1.73  # mean imputation gives 1.73
+    # Mean imputation gives 1.726 on these entries; 300 iterations reach about 1.25.
+    assert rmse < 0.85 * 1.726, rmse
     sys.modules.pop("custom_parts", None)
 
 
@@ -165,3 +166,42 @@ def test_config_round_trips_the_imputer_parameters(tmp_path):
     data.iloc[::4, 1] = np.nan
     imputed = NotMIWAEImputer(**back).fit_transform(data)
     assert np.isfinite(imputed).all()
+
+
+def test_command_line_flags_override_the_config_file(csv, tmp_path, monkeypatch):
+    """fit --config: the file's settings, then --model, --iterations and --seed on top;
+    what was trained with is what config.toml records."""
+    from notmiwae.inference.training import FitResult
+    from notmiwae.models import build_model
+
+    seen = {}
+
+    def fake_fit(config, x, mask, train, device=None, progress=True):
+        seen.update(config=config, train=train, device=device)
+        return FitResult(build_model(config).eval(), config, train, np.zeros(1))
+    monkeypatch.setattr("notmiwae.inference.imputer.fit", fake_fit)
+    config = tmp_path / "model.toml"
+    config.write_text('[model]\nmissing = "linear"\nhidden = 8\nlatent_dim = 1\n'
+                      '[training]\niterations = 50\nseed = 3\nbatch_size = 4\n'
+                      '[imputation]\nnum_samples = 7\nestimator = "sample"\n')
+    run = tmp_path / "run"
+    assert main(["fit", str(csv), "--index-col", "id", "--config", str(config),
+                 "--model", "notmiwae-ppca:selfmasking", "--iterations", "9", "--seed", "11",
+                 "--device", "cpu", "--out", str(run)]) == 0
+    model, train = seen["config"], seen["train"]
+    assert (model.missing, model.decoder) == ("selfmasking", "linear-gaussian")  # --model
+    assert (model.hidden, model.latent_dim) == (8, 1)  # from the file
+    assert (train.iterations, train.seed, train.batch_size) == (9, 11, 4)
+    assert seen["device"] == "cpu"
+    saved = load_config(run / "config.toml")
+    assert saved["iterations"] == 9 and saved["random_state"] == 11
+    assert saved["missing"] == "selfmasking" and saved["decoder"] == "linear-gaussian"
+    assert saved["num_samples"] == 7 and saved["estimator"] == "sample"
+    imputer = NotMIWAEImputer.load(run / "imputer.pt")
+    assert imputer.get_params()["num_samples"] == 7 and imputer.seed_ == 11
+    # Without flags the file's own values are used.
+    seen.clear()
+    assert main(["fit", str(csv), "--index-col", "id", "--config", str(config),
+                 "--out", str(tmp_path / "plain")]) == 0
+    assert seen["config"].missing == "linear" and seen["config"].decoder == "gaussian"
+    assert (seen["train"].iterations, seen["train"].seed) == (50, 3)

@@ -3,7 +3,7 @@
 import pytest
 
 from notmiwae.models import ModelConfig, build_model, config_from_name
-from notmiwae.models.decoders import LinearGaussianDecoder
+from notmiwae.models.decoders import BernoulliDecoder, LinearGaussianDecoder
 from notmiwae.models.missingness import SelfMaskingKnown
 
 
@@ -35,4 +35,5 @@ def test_bad_names_are_named(name, message):
 def test_discrete_decoder_refuses_a_non_ignorable_missing_model():
     with pytest.raises(ValueError, match="cannot reparameterize"):
         build_model(ModelConfig(n_features=3, decoder="bernoulli", missing="linear"))
-    assert build_model(ModelConfig(n_features=3, decoder="bernoulli", missing="ignorable"))
+    miwae = build_model(ModelConfig(n_features=3, decoder="bernoulli", missing="ignorable"))
+    assert isinstance(miwae.decoder, BernoulliDecoder) and miwae.missingness is None

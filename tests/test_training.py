@@ -198,3 +198,23 @@ def test_minibatches_are_epochs_of_a_random_permutation():
         expected += [order[0:4], order[4:8]]
     for want in expected:
         assert torch.equal(next(batches), want)
+
+
+def test_saving_replica_r_records_seed_plus_r(tmp_path):
+    """FitResult.save(path, replica=r): replica r's weights, with the seed of its run."""
+    x, mask, _ = toy_data(n=20, d=4, dtype=torch.float32)
+    cfg = ModelConfig(n_features=4, missing="selfmasking_known", hidden=8)
+    result = fit(cfg, x, mask, TrainConfig(iterations=3, batch_size=4, num_particles=2,
+                                           seed=10), progress=False, replicas=3)
+    for r in (0, 2):
+        path = tmp_path / f"replica{r}.pt"
+        result.save(str(path), replica=r)
+        blob = torch.load(path, weights_only=True)
+        assert blob["train_config"]["seed"] == 10 + r
+        assert blob["train_config"]["iterations"] == 3
+        program, config = load_checkpoint(str(path))
+        assert config == cfg
+        assert torch.equal(torch.cat([p.flatten() for p in program.parameters()]),
+                           torch.cat([p.detach().flatten()
+                                      for p in result.replica(r).parameters()]))
+    assert result.train_config.seed == 10  # the result itself is unchanged

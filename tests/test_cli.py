@@ -176,7 +176,7 @@ def test_command_line_flags_override_the_config_file(csv, tmp_path, monkeypatch)
 
     seen = {}
 
-    def fake_fit(config, x, mask, train, device=None, progress=True):
+    def fake_fit(config, x, mask, train, device=None, progress=True, **_snapshots):
         seen.update(config=config, train=train, device=device)
         return FitResult(build_model(config).eval(), config, train, np.zeros(1))
     monkeypatch.setattr("notmiwae.inference.imputer.fit", fake_fit)

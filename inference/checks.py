@@ -39,7 +39,9 @@ def replicate(program: NotMIWAE, x: torch.Tensor, mask: torch.Tensor, num_replic
     device = program_device(program)
     x, mask = x.to(device), mask.to(device)
     xs, ss = [], []
-    with pyro.validation_enabled(False):
+    # unregistered: Pyro's param store would tag the parameters with weak references,
+    # and a tagged program no longer pickles.
+    with pyro.validation_enabled(False), program.unregistered():
         for start in range(0, len(x), row_batch):
             rows = slice(start, start + row_batch)
             latents = _posterior_latents(program, x[rows], mask[rows], num_replicates,

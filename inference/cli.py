@@ -145,11 +145,13 @@ def _save_run(imputer, data: pd.DataFrame, index_col: str | None, out: Path,
 
 def cmd_impute(args: argparse.Namespace) -> None:
     """`notmiwae impute`: fill a CSV with a saved run (or draw --multiple completions)."""
+    streamed = streaming.wanted(args)  # Parquet, --engine ray, --chunk-rows or a large file
+    if not streamed:
+        check_readable(args.data)
     run = Run(args.run, args.parts)  # the users' parts it needs are loaded here
-    if streaming.wanted(args):  # Parquet, --engine ray, --chunk-rows or a large file
+    if streamed:
         args.index_col = args.index_col or run.info.get("index_col")
         return streaming.impute_command(args)
-    check_readable(args.data)
     imputer = run.imputer().set_output(transform="pandas")
     data, order = run.read(args.data, args.index_col)
     out = output_path(args.out)  # its folder made before the work, not after

@@ -16,6 +16,7 @@
     init = "torch"                # "glorot": as the paper's TensorFlow code; or
                                   # "glorot-missing": that for the missing model only
     seed = 0
+    compile = false               # true: the compiled training step
 
     [imputation]
     num_samples = 1000            # L
@@ -49,7 +50,8 @@ SECTIONS = {
               "latent_mask": "latent_mask", "latent_dim": "latent_dim", "hidden": "hidden"},
     "training": {"iterations": "iterations", "batch_size": "batch_size",
                  "num_particles": "num_particles", "learning_rate": "learning_rate",
-                 "init": "init", "seed": "random_state", "device": "device"},
+                 "init": "init", "seed": "random_state", "device": "device",
+                 "compile": "compile"},
     "imputation": {"num_samples": "num_samples", "estimator": "estimator"},
 }
 

@@ -205,6 +205,9 @@ class NotMIWAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         K, the importance samples of the bound.
     learning_rate : float, default=1e-3
         Adam's step size.
+    compile : bool, default=False
+        Train with the compiled step (``notmiwae.inference.compiled``): faster steps on a
+        GPU, after 10 to 70 s of compiling.
     init : {"torch", "glorot", "glorot-missing"}, default="torch"
         PyTorch's initialisation, the paper's TensorFlow one (Glorot uniform, see
         ``notmiwae.models.networks.glorot_``), or that for the missing model only.
@@ -259,7 +262,8 @@ class NotMIWAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         "hidden": _COUNT, "iterations": _COUNT, "batch_size": _COUNT,
         "num_particles": _COUNT, "num_samples": _COUNT,
         "learning_rate": [Interval(Real, 0, None, closed="neither")],
-        "init": [StrOptions(set(INITS))], "estimator": [StrOptions(set(ESTIMATORS))],
+        "init": [StrOptions(set(INITS))], "compile": ["boolean"],
+        "estimator": [StrOptions(set(ESTIMATORS))],
         "device": [str, torch.device, None],
         "random_state": [Interval(Integral, 0, 2**32 - 1, closed="both"), None],
         "verbose": ["verbose", StrOptions({"auto"})],
@@ -271,7 +275,8 @@ class NotMIWAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
                  iterations: int = 20_000, batch_size: int = 16, num_particles: int = 20,
                  learning_rate: float = 1e-3, init: str = "torch", num_samples: int = 1_000,
                  estimator: str = "mean", device: str | None = None,
-                 random_state: int | None = 0, verbose: bool | str = "auto") -> None:
+                 random_state: int | None = 0, verbose: bool | str = "auto",
+                 compile: bool = False) -> None:
         self.missing = missing
         self.decoder = decoder
         self.prior = prior
@@ -283,6 +288,7 @@ class NotMIWAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         self.num_particles = num_particles
         self.learning_rate = learning_rate
         self.init = init
+        self.compile = compile
         self.num_samples = num_samples
         self.estimator = estimator
         self.device = device
@@ -321,7 +327,7 @@ class NotMIWAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         train = TrainConfig(iterations=self.iterations, batch_size=self.batch_size,
                             num_particles=self.num_particles,
                             learning_rate=self.learning_rate, seed=self.seed_,
-                            init=self.init)
+                            init=self.init, compile=self.compile)
         x, mask = self._tensors(values)
         result = fit(self.model_config_, x, mask, train, device=self.device,
                      progress=self._progress(), snapshot=snapshot,

@@ -64,7 +64,7 @@ class CompiledStep:
             self.graphs[key] = graph
         grads, bound = self.graphs[key](_plain(params), x, mask, y, eps)
         for name, param in params.items():
-            param.grad = grads[name]
+            param.grad = grads[name].contiguous()  # fused Adam misreads strided grads
         self.optimizer.step()
         return bound.detach().cpu().numpy()
 

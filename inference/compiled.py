@@ -46,6 +46,7 @@ class CompiledStep:
         self.program, self.num_particles, self.optimizer = program, num_particles, optimizer
         self.weights = ReplicatedLogWeights(program, num_particles, noise)
         self.eager = eager
+        self.params = dict(program.named_parameters())  # the same tensors every step
         self.graphs: dict[tuple, Callable] = {}
         self.failed = False
         self.compile_seconds = 0.0
@@ -55,12 +56,12 @@ class CompiledStep:
         if self.failed:
             return self.eager(x, mask, y)
         eps = self.weights.noise(x, mask, y)
-        params = dict(self.program.named_parameters())
+        params = self.params
         key = (tuple(x.shape), None if y is None else tuple(y.shape))
         if key not in self.graphs:
             graph = self._capture(params, x, mask, y, eps)
-            if graph is None:
-                return self._eager_with(eps, x, mask, y)
+            if graph is None:  # said so; this and every later step run eagerly
+                return self.eager(x, mask, y)
             self.graphs[key] = graph
         grads, bound = self.graphs[key](_plain(params), x, mask, y, eps)
         for name, param in params.items():
@@ -107,14 +108,6 @@ class CompiledStep:
         finally:
             self.compile_seconds += time.perf_counter() - start
         return compiled
-
-    def _eager_with(self, eps, x, mask, y) -> np.ndarray:
-        """One eager step on noise already drawn (the step whose capture failed)."""
-        loss, bound = self._loss(dict(self.program.named_parameters()), x, mask, y, eps)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
-        return bound.cpu().numpy()
 
 
 def _plain(params: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

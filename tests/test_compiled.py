@@ -35,3 +35,22 @@ def test_compile_setting_is_checked():
         TrainConfig(compile="yes")
     with pytest.raises(ValueError, match="compiles the 'iw' objective only"):
         TrainConfig(compile=True, objective="renyi")
+
+
+def test_a_step_that_cannot_be_captured_trains_eagerly_and_says_so(monkeypatch, capsys):
+    """Capture fails (as for a part the tracer cannot follow): one line, then eager steps,
+    ending where an eager run with the same seed ends but for the first step's noise."""
+    import notmiwae.inference.compiled as compiled
+
+    def refuse(*args, **kwargs):
+        raise RuntimeError("data-dependent control flow")
+
+    monkeypatch.setattr(compiled, "make_fx", refuse)
+    x, mask, _ = toy_data(n=20, d=3, dtype=torch.float32)
+    config = config_from_name("notmiwae:selfmasking", 3, hidden=8)
+    result = fit(config, x, mask, TrainConfig(iterations=5, batch_size=4, num_particles=3,
+                                              compile=True), progress=False)
+    err = capsys.readouterr().err
+    assert err.count("compiled training step unavailable") == 1
+    assert "data-dependent control flow" in err and "training eagerly" in err
+    assert np.isfinite(result.history).all()

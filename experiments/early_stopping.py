@@ -41,7 +41,7 @@ from notmiwae.inference.imputation import impute
 from notmiwae.models.program import NotMIWAE
 
 from .engines import add_engine_options, run_jobs
-from .outputs import check_settings, log_command
+from .outputs import append_rows, check_settings, log_command
 from .protocol import add_protocol_options
 from .report import interval
 from .supervised import _row, _tensors, fit_generative, predict_y, split, target_datasets
@@ -125,7 +125,7 @@ def _evaluate(name: str, d: dict, seeds: list[int], result, best: dict,
 
 
 def _append(path: Path, rows: list[dict]) -> None:
-    pd.DataFrame(rows).to_csv(path, mode="a", header=not path.exists(), index=False)
+    append_rows(path, rows)
 
 
 def summary(runs: pd.DataFrame, reference: pd.DataFrame) -> str:

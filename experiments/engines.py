@@ -38,8 +38,9 @@ def non_negative_float(text: str) -> float:
     return value
 
 
-def add_engine_options(parser: argparse.ArgumentParser) -> None:
-    """--engine, --address and --gpus-per-group, shared by the runners."""
+def add_engine_options(parser: argparse.ArgumentParser, compile: bool = False) -> None:
+    """--engine, --address and --gpus-per-group (and, with ``compile``, --compile), shared
+    by the runners: how the groups run, not what they compute."""
     parser.add_argument("--engine", choices=ENGINES, default="local",
                         help="local: a process pool on this machine (--jobs processes); "
                              "ray: one Ray task per group of runs (needs the 'ray' extra)")
@@ -50,11 +51,19 @@ def add_engine_options(parser: argparse.ArgumentParser) -> None:
                         metavar="F",
                         help="with --engine ray: the share of a GPU each group asks for "
                              "(0.25: four groups per device); default 0, CPU only")
+    if not compile:
+        return
+    parser.add_argument("--compile", action=argparse.BooleanOptionalAction, default=True,
+                        help="train with the compiled step (notmiwae.inference.compiled; "
+                             "the same bound and gradients as the eager step, faster); "
+                             "--no-compile: the eager Pyro step")
 
 
 def engine_argv(args: argparse.Namespace) -> list[str]:
     """The engine options of ``args`` as command-line words, for a runner that calls another."""
     words = ["--engine", args.engine, "--gpus-per-group", str(args.gpus_per_group)]
+    if hasattr(args, "compile"):
+        words.append("--compile" if args.compile else "--no-compile")
     return words + (["--address", args.address] if args.address else [])
 
 

@@ -32,7 +32,7 @@ import pandas as pd
 
 from .engines import add_engine_options, run_jobs
 from .metrics import rmse_missing, signed_error_missing
-from .outputs import check_settings, log_command
+from .outputs import append_rows, check_settings, log_command
 from .protocol import (
     RunSpec,
     add_protocol_options,
@@ -69,13 +69,16 @@ def describe_run(spec: RunSpec, x: np.ndarray, x_imp: np.ndarray,
     return row, columns
 
 
-def describe_group(specs: list[RunSpec], trained: Path) -> tuple[list[dict], list[dict]]:
+def describe_group(specs: list[RunSpec], trained: Path, compile: bool = False
+                   ) -> tuple[list[dict], list[dict]]:
     """Train (or reload from ``trained``) and impute one group; describe each run.
+    ``compile``: train with the compiled step.
 
     The cut-off is ``offset`` on the standardised scale (mean 0, sd 1 per column)."""
     x, mask = prepare(specs[0].dataset, specs[0].offset)
     rows, columns = [], []
-    for spec, (x_imp, _) in zip(specs, imputed_runs(specs, snapshots=trained), strict=True):
+    runs = imputed_runs(specs, snapshots=trained, compile=compile)
+    for spec, (x_imp, _) in zip(specs, runs, strict=True):
         row, cols = describe_run(spec, x, x_imp, mask)
         rows.append(row)
         columns.extend(cols)
@@ -116,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--models", default="notmiwae:linear,masked-notmiwae:linear",
                         help="comma-separated trained models (names as notmiwae.experiments.uci)")
     add_protocol_options(parser)
-    add_engine_options(parser)
+    add_engine_options(parser, compile=True)
     parser.add_argument("--reference", default=None,
                         help="a runs.csv of the same runs, to check the RMSE against")
     parser.add_argument("--out", required=True,
@@ -135,11 +138,12 @@ def main(argv: list[str] | None = None) -> int:
             for d in datasets for m in models for s in range(args.seeds)
             if (d, m, s) not in done]
     groups = [(group,) for group in group_replicas(todo, args.seeds)]
-    describe = functools.partial(describe_group, trained=(out / "trained").resolve())
+    describe = functools.partial(describe_group, trained=(out / "trained").resolve(),
+                                 compile=args.compile)
     for _, (rows, columns) in run_jobs(describe, groups, args, label=group_label,
                                        weight=group_weight):
         for path, frame in ((runs_path, rows), (columns_path, columns)):
-            pd.DataFrame(frame).to_csv(path, mode="a", header=not path.exists(), index=False)
+            append_rows(path, frame)
     runs = pd.read_csv(runs_path)
     runs = runs[runs["dataset"].isin(datasets) & runs["model"].isin(models)
                 & (runs["seed"] < args.seeds)]

@@ -71,7 +71,7 @@ from notmiwae.inference.imputation import (
 from notmiwae.models.program import NotMIWAE
 
 from .metrics import rmse_missing
-from .outputs import log_command
+from .outputs import append_rows, log_command
 from .supervised import (
     _mlp,
     _tensors,
@@ -236,7 +236,7 @@ def _curves(out: Path, names: list[str], args: argparse.Namespace) -> int:
 def _write(path: Path, rows) -> None:
     """Append each row to the CSV (in the order of --datasets) as it becomes available."""
     for row in rows:
-        pd.DataFrame([row]).to_csv(path, mode="a", header=not path.exists(), index=False)
+        append_rows(path, [row])
         print(pd.DataFrame([row]).to_string(index=False), flush=True)
 
 

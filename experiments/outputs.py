@@ -11,6 +11,10 @@ import json
 import sys
 from pathlib import Path
 
+import pandas as pd
+
+from notmiwae.inference.tables import write_csv
+
 
 def check_settings(out: Path, settings: dict, earlier_default: dict) -> None:
     """Refuse ``settings`` that differ from those of the runs already in ``out``.
@@ -41,3 +45,19 @@ def log_command(out: Path, module: str, argv: list[str] | None) -> None:
     with open(out / "commands.txt", "a") as log:
         log.write(f"python -m {module} " + " ".join(sys.argv[1:] if argv is None else argv)
                   + "\n")
+
+
+def append_rows(path: Path, rows: list[dict]) -> None:
+    """Append ``rows`` to the CSV at ``path`` (created with a header if absent), in the
+    file's column order. Rows with a column the file lacks (a folder begun before that
+    column existed) rewrite the file whole with the new column, empty in older rows."""
+    frame = pd.DataFrame(rows)
+    if not path.exists():
+        write_csv(frame, path, index=False)
+        return
+    with open(path) as handle:
+        header = handle.readline().rstrip("\n").split(",")
+    if set(frame.columns) <= set(header):
+        frame.reindex(columns=header).to_csv(path, mode="a", header=False, index=False)
+    else:
+        write_csv(pd.concat([pd.read_csv(path), frame], ignore_index=True), path, index=False)

@@ -21,7 +21,7 @@ from notmiwae.models.registry import config_from_name
 from .baselines import BASELINES, impute_baseline
 from .datasets import DATASETS, load_dataset
 from .mechanisms import paper_mnar, standardise
-from .metrics import rmse_missing
+from .metrics import mask_accuracy, rmse_missing
 
 
 @dataclass(frozen=True)
@@ -125,12 +125,13 @@ def snapshot_path(folder: str | Path, specs: list[RunSpec]) -> Path:
 
 
 def run_group(specs: list[RunSpec], device: str | None = None, progress: bool = False,
-              snapshots: str | Path | None = None) -> list[dict]:
+              snapshots: str | Path | None = None, compile: bool = False) -> list[dict]:
     """Train the group's seeds as replicas of one program (or apply a baseline), impute
     the training rows with each replica and score them, as the paper does.
 
     ``snapshots``: a folder for the training snapshot (:func:`snapshot_path`), so that a
     group stopped midway resumes where it was; the caller deletes it once the rows are kept.
+    ``compile``: train with the compiled step (``TrainConfig.compile``).
     """
     first = specs[0]
     x, mask = prepare(first.dataset, first.offset)
@@ -143,35 +144,42 @@ def run_group(specs: list[RunSpec], device: str | None = None, progress: bool = 
         x_imp = impute_baseline(first.model, np.where(mask, x, np.nan), first.seed)
         rows[0].update(train_seconds=time.perf_counter() - start, impute_seconds=0.0,
                        final_bound=float("nan"), iterations=0, impute_samples=0,
-                       rmse=rmse_missing(x, x_imp, mask))
+                       mask_accuracy=float("nan"), rmse=rmse_missing(x, x_imp, mask))
         return rows
-    runs = imputed_runs(specs, device, progress, snapshots)
+    runs = imputed_runs(specs, device, progress, snapshots, compile)
     for row, (x_imp, facts) in zip(rows, runs, strict=True):
         row.update(facts, rmse=rmse_missing(x, x_imp, mask))
     return rows
 
 
 def imputed_runs(specs: list[RunSpec], device: str | None = None, progress: bool = False,
-                 snapshots: str | Path | None = None) -> Iterator[tuple[np.ndarray, dict]]:
+                 snapshots: str | Path | None = None, compile: bool = False
+                 ) -> Iterator[tuple[np.ndarray, dict]]:
     """Train a group of runs of one model as replicas (resuming from, and saving to, its
     snapshot in ``snapshots``), then yield each run's imputed training rows (standardised
-    scale) with its train_seconds, impute_seconds and final_bound (mean bound of the last
-    1,000 iterations), in the order of ``specs``."""
+    scale) with its train_seconds (compile_seconds of them), impute_seconds, final_bound
+    (mean bound of the last 1,000 iterations), mask_accuracy (:func:`~.metrics.mask_accuracy`)
+    and whether the step was compiled, in the order of ``specs``."""
     first = specs[0]
     x, mask = prepare(first.dataset, first.offset)
     config = config_from_name(first.model, n_features=x.shape[1])
     xt = torch.tensor(np.where(mask, x, 0.0), dtype=torch.float32)
     mt = torch.tensor(mask)
     train = TrainConfig(iterations=first.iterations, batch_size=first.batch_size,
-                        num_particles=first.num_particles, seed=first.seed, init=first.init)
+                        num_particles=first.num_particles, seed=first.seed, init=first.init,
+                        compile=compile)
     result = fit(config, xt, mt, train, device=device, progress=progress,
                  replicas=len(specs),
                  snapshot=None if snapshots is None else snapshot_path(snapshots, specs))
     history = result.history.reshape(len(result.history), -1)
     for r, spec in enumerate(specs):
         start = time.perf_counter()
-        x_imp = impute(result.replica(r), xt, mt, spec.impute_samples, seed=spec.seed)
+        program = result.replica(r)
+        x_imp = impute(program, xt, mt, spec.impute_samples, seed=spec.seed)
         yield x_imp.cpu().double().numpy(), {
             "train_seconds": result.seconds / len(specs),
+            "compile_seconds": result.compile_seconds / len(specs),
             "impute_seconds": time.perf_counter() - start,
-            "final_bound": float(history[-min(1000, len(history)):, r].mean())}
+            "final_bound": float(history[-min(1000, len(history)):, r].mean()),
+            "mask_accuracy": mask_accuracy(program, x, mask),
+            "compiled": compile}

@@ -40,7 +40,7 @@ from .baselines import impute_baseline
 from .datasets import DATASETS, load_target
 from .engines import add_engine_options, run_jobs
 from .metrics import rmse_missing
-from .outputs import check_settings, log_command
+from .outputs import append_rows, check_settings, log_command
 from .protocol import add_protocol_options, split_list
 from .report import interval
 
@@ -160,7 +160,7 @@ def summary(runs: pd.DataFrame) -> str:
 
 
 def _append(path: Path, rows: list[dict]) -> None:
-    pd.DataFrame(rows).to_csv(path, mode="a", header=not path.exists(), index=False)
+    append_rows(path, rows)
     print(f"{rows[0]['dataset']}: done", flush=True)
 
 

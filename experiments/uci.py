@@ -29,7 +29,7 @@ from notmiwae.inference.training import INITS, TrainConfig
 
 from .datasets import DATASETS
 from .engines import add_engine_options, run_jobs
-from .outputs import check_settings, log_command
+from .outputs import append_rows, check_settings, log_command
 from .protocol import (
     RunSpec,
     add_protocol_options,
@@ -73,7 +73,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--replicas", type=positive_int, default=10,
                    help="train up to this many seeds of a configuration as one program")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
-    add_engine_options(p)
+    add_engine_options(p, compile=True)
     p.add_argument("--out", required=True, help="output folder")
     args = p.parse_args(argv)
     args.datasets = split_list(args.datasets)
@@ -127,8 +127,7 @@ def _execute(todo: list[RunSpec], args, runs_path: Path) -> list[dict]:
 
     def record(group: list[RunSpec], group_rows: list[dict]) -> None:
         rows.extend(group_rows)
-        pd.DataFrame(group_rows).to_csv(runs_path, mode="a", header=not runs_path.exists(),
-                                        index=False)
+        append_rows(runs_path, group_rows)
         snapshot_path(snapshots, group).unlink(missing_ok=True)
         for row in group_rows:
             print(f"{row['dataset']:>9} {row['model']:<32} seed {row['seed']}: "
@@ -138,7 +137,7 @@ def _execute(todo: list[RunSpec], args, runs_path: Path) -> list[dict]:
     groups = [(group,) for group in group_replicas(todo, args.replicas)]
     alone = args.engine == "local" and min(args.jobs, len(groups)) <= 1  # a bar only then
     run = functools.partial(run_group, device=args.device, snapshots=snapshots,
-                            progress=alone and sys.stderr.isatty())
+                            progress=alone and sys.stderr.isatty(), compile=args.compile)
     for (group,), group_rows in run_jobs(run, groups, args, label=group_label,
                                          weight=group_weight, device=args.device):
         record(group, group_rows)

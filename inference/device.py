@@ -30,18 +30,18 @@ def program_device(program: torch.nn.Module) -> torch.device:
     return next(program.parameters()).device
 
 
-def start_method(device: str | torch.device | None = None) -> str | None:
-    """How worker processes start: ``spawn`` for CUDA (a forked child cannot use CUDA
-    once its parent has), else None: the platform's default method."""
-    kind = default_device().type if device is None else torch.device(device).type
-    return "spawn" if kind == "cuda" else None
+def start_method(device: str | torch.device | None = None) -> str:
+    """How worker processes start: always ``spawn``. A forked child inherits its parent's
+    memory but not its threads: CUDA cannot be used in it once the parent has, and a
+    parent that has compiled a step (inductor keeps a pool of compile workers) can leave
+    a forked child waiting forever on a lock held by a thread it does not have."""
+    return "spawn"
 
 
 def process_pool(workers: int, device: str | torch.device | None = None) -> ProcessPoolExecutor:
     """Worker processes for independent runs on ``device``, one PyTorch thread each (the
     workers share the cores)."""
-    method = start_method(device)
-    context = multiprocessing.get_context(method) if method else None
+    context = multiprocessing.get_context(start_method(device))
     return ProcessPoolExecutor(max_workers=workers, mp_context=context,
                                initializer=torch.set_num_threads, initargs=(1,))
 

@@ -14,10 +14,11 @@ from notmiwae.experiments import imputation_bias, uci
 from notmiwae.experiments.baselines import impute_baseline
 from notmiwae.experiments.datasets import DATASETS, load_dataset
 from notmiwae.experiments.mechanisms import mcar, paper_mnar, standardise
-from notmiwae.experiments.metrics import rmse_missing, signed_error_missing
-from notmiwae.experiments.outputs import check_settings
+from notmiwae.experiments.metrics import mask_accuracy, rmse_missing, signed_error_missing
+from notmiwae.experiments.outputs import append_rows, check_settings
 from notmiwae.experiments.protocol import RunSpec, group_replicas, run_group, snapshot_path
 from notmiwae.inference import device, training
+from notmiwae.models.registry import build_model, config_from_name
 
 # Shapes, missing rates and mean-imputation RMSE from experiments/data/README.md.
 EXPECTED = {"banknote": (1372, 4, 0.257, 1.726), "concrete": (1030, 9, 0.209, 1.847),
@@ -75,7 +76,11 @@ def test_runner_writes_results_and_resumes(tmp_path, capsys):
     assert len(runs) == 4
     # The two seeds of the trained model ran as two replicas of one program.
     assert set(runs.loc[runs["model"] == "notmiwae:selfmasking", "replicas"]) == {2}
-    assert {"dataset", "model", "seed", "iterations", "rmse", "train_seconds"} <= set(runs)
+    assert {"dataset", "model", "seed", "iterations", "rmse", "train_seconds",
+            "mask_accuracy", "compiled"} <= set(runs)
+    trained = runs[runs["model"] == "notmiwae:selfmasking"]
+    assert trained["mask_accuracy"].between(0, 1).all() and trained["compiled"].all()
+    assert runs.loc[runs["model"] == "mean", "mask_accuracy"].isna().all()
     assert (tmp_path / "table.png").stat().st_size > 0
     assert not (tmp_path / "snapshots").exists()  # deleted once the rows are kept
     table = (tmp_path / "table.md").read_text()
@@ -105,6 +110,31 @@ def test_folder_settings(tmp_path):
     (tmp_path / "settings.json").write_text("[1,")
     with pytest.raises(SystemExit, match="settings.json: not a JSON object"):
         check_settings(tmp_path, {"a": 1, "b": 2}, earlier)
+
+
+def test_rows_with_a_new_column_rewrite_the_file_whole(tmp_path):
+    path = tmp_path / "runs.csv"
+    append_rows(path, [{"a": 1, "b": 2}])
+    append_rows(path, [{"b": 4, "a": 3}])  # the file's column order, not the row's
+    assert path.read_text() == "a,b\n1,2\n3,4\n"
+    append_rows(path, [{"a": 5, "c": 6, "b": 7}])
+    frame = pd.read_csv(path)
+    assert list(frame.columns) == ["a", "b", "c"]
+    assert frame.fillna(-1).to_numpy().tolist() == [[1, 2, -1], [3, 4, -1], [5, 7, 6]]
+
+
+def test_mask_accuracy_thresholds_the_learned_logits_at_one_half():
+    x = np.array([[0.5, -2.0], [2.0, 0.1], [-1.0, 3.0]])
+    mask = np.array([[True, True], [False, True], [True, False]])
+    program = build_model(config_from_name("notmiwae:selfmasking", n_features=2))
+    with torch.no_grad():
+        program.missingness.weight.copy_(torch.tensor([1.0, -2.0]))
+        program.missingness.bias.copy_(torch.tensor([0.0, 1.0]))
+    # logit = -W (x - b): column 0 observed iff x <= 0, column 1 observed iff x >= 1.
+    predicted = np.array([[False, False], [False, False], [True, True]])
+    assert mask_accuracy(program, x, mask) == pytest.approx(np.mean(predicted == mask))
+    assert np.isnan(mask_accuracy(build_model(config_from_name("miwae", n_features=2)),
+                                  x, mask))
 
 
 def test_runner_rejects_unknown_names(capsys):
@@ -137,11 +167,7 @@ def test_a_stopped_group_resumes_from_its_snapshot(tmp_path, monkeypatch):
     assert [r["rmse"] for r in again] == [r["rmse"] for r in first]
 
 
-@pytest.mark.parametrize("spawn", [False, True])
-def test_parallel_jobs_give_the_same_rows(tmp_path, monkeypatch, spawn):
-    # spawned workers are what a GPU gets (inference.device.start_method): run them here too
-    if spawn:
-        monkeypatch.setattr(device, "start_method", lambda _device: "spawn")
+def test_parallel_jobs_give_the_same_rows(tmp_path):
     common = ["--datasets", "banknote", "--models", "miwae,notmiwae:linear", "--seeds", "1",
               "--iterations", "15", "--impute-samples", "10"]
     uci.main(common + ["--jobs", "1", "--out", str(tmp_path / "a")])
@@ -152,9 +178,8 @@ def test_parallel_jobs_give_the_same_rows(tmp_path, monkeypatch, spawn):
     assert not (tmp_path / "b" / "snapshots").exists()
 
 
-def test_workers_are_spawned_for_cuda_and_start_by_the_platform_default_on_cpu():
-    assert device.start_method("cuda") == "spawn"
-    assert device.start_method("cpu") is None
+def test_workers_are_spawned_never_forked():
+    assert device.start_method("cuda") == device.start_method("cpu") == "spawn"
 
 
 def test_a_bad_device_is_named():

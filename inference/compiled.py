@@ -11,10 +11,13 @@ line written twice.
 
 The noise is drawn outside the graph, from each replica's generator in the order the
 eager step draws it (:func:`notmiwae.inference.noise.draw_noise`), so the compiled step
-takes the eager step's draws; only rounding differs. Adam stays outside the graph. One
-graph is captured per input shape. When a part cannot be traced or compiled (Python
-control flow on tensor values, an operation the compiler lacks), the step says so in
-one line and runs eagerly.
+takes the eager step's draws; only rounding differs. On the CPU, Adam's update is part
+of the graph too (:func:`adam_update`, on the optimizer's own state tensors, so
+checkpoints and a later eager step see it); on a GPU it stays outside, as CUDA graphs
+replay only graphs that leave their inputs unchanged. One graph is captured per input
+shape and compiled by inductor directly (no Dynamo guards to check on every call). When
+a part cannot be traced or compiled (Python control flow on tensor values, an operation
+the compiler lacks), the step says so in one line and runs eagerly.
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ class CompiledStep:
         self.weights = ReplicatedLogWeights(program, num_particles, noise)
         self.eager = eager
         self.params = dict(program.named_parameters())  # the same tensors every step
+        self.adam = adam_settings(optimizer, list(self.params.values()))
         self.graphs: dict[tuple, Callable] = {}
         self.failed = False
         self.compile_seconds = 0.0
@@ -63,11 +67,26 @@ class CompiledStep:
             if graph is None:  # said so; this and every later step run eagerly
                 return self.eager(x, mask, y)
             self.graphs[key] = graph
-        grads, bound = self.graphs[key](_plain(params), x, mask, y, eps)
+        if self.adam is not None:
+            bound = self.graphs[key](*self._inputs(x, mask, y, eps))
+            return bound.cpu().numpy()
+        grads, bound = self.graphs[key](*self._inputs(x, mask, y, eps))
         for name, param in params.items():
             param.grad = grads[name].contiguous()  # fused Adam misreads strided grads
         self.optimizer.step()
         return bound.detach().cpu().numpy()
+
+    def _inputs(self, x, mask, y, eps) -> list:
+        """The graph's inputs: parameters (and, with Adam in the graph, its state), data."""
+        params = _plain(self.params)
+        if self.adam is None:
+            return [params, x, mask, y, eps]
+        if not self.optimizer.state:
+            init_adam_state(self.optimizer)
+        state = [self.optimizer.state[p] for p in self.params.values()]
+        names = list(params)
+        return [params, *({n: st[k] for n, st in zip(names, state, strict=True)}
+                          for k in ("exp_avg", "exp_avg_sq", "step")), x, mask, y, eps]
 
     def _loss(self, params, x, mask, y, eps):
         """-(sum over replicas of the mean bound over rows), and the bound (R,)."""
@@ -90,15 +109,28 @@ class CompiledStep:
         start = time.perf_counter()
         try:
             grad_fn = torch.func.grad_and_value(self._loss, has_aux=True)
+            adam = self.adam
 
             def step(params, x, mask, y, eps):
                 (grads, (_, bound)) = grad_fn(params, x, mask, y, eps)
                 return grads, bound
 
-            traced = make_fx(step)(_plain(params), x, mask, y, eps)
-            mode = "reduce-overhead" if x.device.type == "cuda" else None
-            compiled = torch.compile(traced, mode=mode, dynamic=False)
-            compiled(_plain(params), x, mask, y, eps)  # compile now, not inside the timing
+            def step_and_update(params, exp_avg, exp_avg_sq, steps, x, mask, y, eps):
+                (grads, (_, bound)) = grad_fn(params, x, mask, y, eps)
+                for name, grad in grads.items():
+                    adam_update(params[name], grad, exp_avg[name], exp_avg_sq[name],
+                                steps[name], **adam)
+                return bound
+
+            inputs = self._inputs(x, mask, y, eps)
+            # make_fx runs what it traces: on copies, so that tracing updates nothing.
+            copies = torch.utils._pytree.tree_map(_copy, inputs)
+            traced = make_fx(step if adam is None else step_and_update)(*copies)
+            if x.device.type == "cuda":
+                compiled = torch.compile(traced, mode="reduce-overhead", dynamic=False)
+                compiled(*inputs)  # compile now, not inside the timing
+            else:
+                compiled = _inductor(traced, inputs)
         except Exception as err:  # noqa: BLE001 - any failure: fall back, and say why
             print(f"compiled training step unavailable ({type(err).__name__}: "
                   f"{str(err).splitlines()[0][:200] if str(err) else ''}); training eagerly",
@@ -108,6 +140,66 @@ class CompiledStep:
         finally:
             self.compile_seconds += time.perf_counter() - start
         return compiled
+
+
+def _inductor(traced: torch.fx.GraphModule, inputs: list) -> Callable:
+    """``traced`` compiled by inductor, called with the same nested inputs. Without Dynamo
+    in front, no guards are checked per call (a graph is already kept per shape).
+    """
+    flat, spec = torch.utils._pytree.tree_flatten(inputs)
+    compiled = torch._inductor.compile(traced, flat)
+
+    def call(*args):
+        leaves, got = torch.utils._pytree.tree_flatten(list(args))
+        if got != spec:
+            raise ValueError("the compiled step was called with other inputs than captured")
+        return compiled(*leaves)
+    return call
+
+
+def adam_settings(optimizer: torch.optim.Optimizer, params: list[torch.Tensor]
+                  ) -> dict | None:
+    """lr, betas and eps of a plain Adam over exactly ``params`` on the CPU, whose update
+    the compiled step can take into its graph; None otherwise (a GPU, another optimizer,
+    weight decay, AMSGrad, several parameter groups): the optimizer then steps itself."""
+    if type(optimizer) is not torch.optim.Adam or len(optimizer.param_groups) != 1:
+        return None
+    group = optimizer.param_groups[0]
+    if (group["weight_decay"] or group["amsgrad"] or group["maximize"]
+            or group.get("differentiable") or isinstance(group["lr"], torch.Tensor)
+            or [id(p) for p in group["params"]] != [id(p) for p in params]
+            or any(p.device.type != "cpu" for p in params)):
+        return None
+    beta1, beta2 = group["betas"]
+    return {"lr": group["lr"], "beta1": beta1, "beta2": beta2, "eps": group["eps"]}
+
+
+def init_adam_state(optimizer: torch.optim.Adam) -> None:
+    """The state ``optimizer.step()`` creates on its first call: step 0, zero moments."""
+    for p in optimizer.param_groups[0]["params"]:
+        optimizer.state[p] = {
+            "step": torch.zeros((), dtype=torch.float32, device=p.device),
+            "exp_avg": torch.zeros_like(p, memory_format=torch.preserve_format),
+            "exp_avg_sq": torch.zeros_like(p, memory_format=torch.preserve_format)}
+
+
+def adam_update(param: torch.Tensor, grad: torch.Tensor, exp_avg: torch.Tensor,
+                exp_avg_sq: torch.Tensor, step: torch.Tensor, lr: float, beta1: float,
+                beta2: float, eps: float) -> None:
+    """One Adam step in place (Kingma & Ba; PyTorch's ``Adam``, no weight decay):
+    t <- t + 1; m <- b1 m + (1 - b1) g; v <- b2 v + (1 - b2) g^2;
+    theta <- theta - lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)."""
+    step.add_(1)
+    exp_avg.lerp_(grad, 1 - beta1)
+    exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+    correction1 = 1 - torch.pow(beta1, step)
+    correction2 = 1 - torch.pow(beta2, step)
+    denom = exp_avg_sq.sqrt() / correction2.sqrt() + eps
+    param.sub_(lr / correction1 * exp_avg / denom)
+
+
+def _copy(leaf):
+    return leaf.clone() if isinstance(leaf, torch.Tensor) else leaf
 
 
 def _plain(params: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -152,7 +152,7 @@ def decoder_seconds(n_rows: int, n_features: int, num_samples: int, device: torc
                     row_batch: int | None = None, sample_chunk: int | None = None) -> float:
     """Seconds of the bare decoder forward (both heads) on n_rows x num_samples latent
     draws, in blocks of rows and samples: the arithmetic floor of imputation."""
-    row_batch, sample_chunk = block_sizes(device, row_batch, sample_chunk)
+    row_batch, sample_chunk = block_sizes(device, row_batch, sample_chunk, num_samples)
     program = init_program(config_from_name(MODEL, n_features), [0], device).eval()
     latent = program.prior().event_shape[0]
     with flush_denormals():

@@ -22,6 +22,7 @@ import functools
 import time
 from collections.abc import Callable, Iterator, Sequence
 
+from notmiwae.inference.cli import positive_int
 from notmiwae.inference.device import as_finished
 
 ENGINES = ("local", "ray")
@@ -38,9 +39,10 @@ def non_negative_float(text: str) -> float:
     return value
 
 
-def add_engine_options(parser: argparse.ArgumentParser, compile: bool = False) -> None:
-    """--engine, --address and --gpus-per-group (and, with ``compile``, --compile), shared
-    by the runners: how the groups run, not what they compute."""
+def add_engine_options(parser: argparse.ArgumentParser, training: bool = False) -> None:
+    """--engine, --address and --gpus-per-group (and, for runners that train groups of
+    runs, ``training``, --compile and --snapshot-every), shared by the runners: how the
+    groups run, not what they compute."""
     parser.add_argument("--engine", choices=ENGINES, default="local",
                         help="local: a process pool on this machine (--jobs processes); "
                              "ray: one Ray task per group of runs (needs the 'ray' extra)")
@@ -51,19 +53,24 @@ def add_engine_options(parser: argparse.ArgumentParser, compile: bool = False) -
                         metavar="F",
                         help="with --engine ray: the share of a GPU each group asks for "
                              "(0.25: four groups per device); default 0, CPU only")
-    if not compile:
+    if not training:
         return
     parser.add_argument("--compile", action=argparse.BooleanOptionalAction, default=True,
                         help="train with the compiled step (notmiwae.inference.compiled; "
                              "the same bound and gradients as the eager step, faster); "
                              "--no-compile: the eager Pyro step")
+    parser.add_argument("--snapshot-every", type=positive_int, default=5000, metavar="N",
+                        help="save a training group's state every N iterations in "
+                             "OUT/snapshots, so that a stopped or killed group resumes "
+                             "there (default 5,000)")
 
 
 def engine_argv(args: argparse.Namespace) -> list[str]:
     """The engine options of ``args`` as command-line words, for a runner that calls another."""
     words = ["--engine", args.engine, "--gpus-per-group", str(args.gpus_per_group)]
     if hasattr(args, "compile"):
-        words.append("--compile" if args.compile else "--no-compile")
+        words += ["--compile" if args.compile else "--no-compile",
+                  "--snapshot-every", str(args.snapshot_every)]
     return words + (["--address", args.address] if args.address else [])
 
 

@@ -69,15 +69,16 @@ def describe_run(spec: RunSpec, x: np.ndarray, x_imp: np.ndarray,
     return row, columns
 
 
-def describe_group(specs: list[RunSpec], trained: Path, compile: bool = False
-                   ) -> tuple[list[dict], list[dict]]:
+def describe_group(specs: list[RunSpec], trained: Path, compile: bool = False,
+                   snapshot_every: int = 5000) -> tuple[list[dict], list[dict]]:
     """Train (or reload from ``trained``) and impute one group; describe each run.
-    ``compile``: train with the compiled step.
+    ``compile``, ``snapshot_every``: as in :func:`~.protocol.run_group`.
 
     The cut-off is ``offset`` on the standardised scale (mean 0, sd 1 per column)."""
     x, mask = prepare(specs[0].dataset, specs[0].offset)
     rows, columns = [], []
-    runs = imputed_runs(specs, snapshots=trained, compile=compile)
+    runs = imputed_runs(specs, snapshots=trained, compile=compile,
+                        snapshot_every=snapshot_every)
     for spec, (x_imp, _) in zip(specs, runs, strict=True):
         row, cols = describe_run(spec, x, x_imp, mask)
         rows.append(row)
@@ -119,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--models", default="notmiwae:linear,masked-notmiwae:linear",
                         help="comma-separated trained models (names as notmiwae.experiments.uci)")
     add_protocol_options(parser)
-    add_engine_options(parser, compile=True)
+    add_engine_options(parser, training=True)
     parser.add_argument("--reference", default=None,
                         help="a runs.csv of the same runs, to check the RMSE against")
     parser.add_argument("--out", required=True,
@@ -139,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
             if (d, m, s) not in done]
     groups = [(group,) for group in group_replicas(todo, args.seeds)]
     describe = functools.partial(describe_group, trained=(out / "trained").resolve(),
-                                 compile=args.compile)
+                                 compile=args.compile, snapshot_every=args.snapshot_every)
     for _, (rows, columns) in run_jobs(describe, groups, args, label=group_label,
                                        weight=group_weight):
         for path, frame in ((runs_path, rows), (columns_path, columns)):

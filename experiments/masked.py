@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--datasets", default="red,white",
                         help="comma-separated UCI data sets (see notmiwae.experiments.uci)")
     add_protocol_options(parser)
-    add_engine_options(parser, compile=True)
+    add_engine_options(parser, training=True)
     parser.add_argument("--out", required=True,
                         help="output folder: runs.csv, pairs(.csv, .md, .png), bound_pairs.csv")
     parser.add_argument("--report-only", action="store_true",

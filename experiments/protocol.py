@@ -125,13 +125,15 @@ def snapshot_path(folder: str | Path, specs: list[RunSpec]) -> Path:
 
 
 def run_group(specs: list[RunSpec], device: str | None = None, progress: bool = False,
-              snapshots: str | Path | None = None, compile: bool = False) -> list[dict]:
+              snapshots: str | Path | None = None, compile: bool = False,
+              snapshot_every: int = 5000) -> list[dict]:
     """Train the group's seeds as replicas of one program (or apply a baseline), impute
     the training rows with each replica and score them, as the paper does.
 
     ``snapshots``: a folder for the training snapshot (:func:`snapshot_path`), so that a
     group stopped midway resumes where it was; the caller deletes it once the rows are kept.
-    ``compile``: train with the compiled step (``TrainConfig.compile``).
+    ``compile``: train with the compiled step (``TrainConfig.compile``); the snapshot is
+    saved every ``snapshot_every`` iterations.
     """
     first = specs[0]
     x, mask = prepare(first.dataset, first.offset)
@@ -146,20 +148,21 @@ def run_group(specs: list[RunSpec], device: str | None = None, progress: bool = 
                        final_bound=float("nan"), iterations=0, impute_samples=0,
                        mask_accuracy=float("nan"), rmse=rmse_missing(x, x_imp, mask))
         return rows
-    runs = imputed_runs(specs, device, progress, snapshots, compile)
+    runs = imputed_runs(specs, device, progress, snapshots, compile, snapshot_every)
     for row, (x_imp, facts) in zip(rows, runs, strict=True):
         row.update(facts, rmse=rmse_missing(x, x_imp, mask))
     return rows
 
 
 def imputed_runs(specs: list[RunSpec], device: str | None = None, progress: bool = False,
-                 snapshots: str | Path | None = None, compile: bool = False
-                 ) -> Iterator[tuple[np.ndarray, dict]]:
+                 snapshots: str | Path | None = None, compile: bool = False,
+                 snapshot_every: int = 5000) -> Iterator[tuple[np.ndarray, dict]]:
     """Train a group of runs of one model as replicas (resuming from, and saving to, its
     snapshot in ``snapshots``), then yield each run's imputed training rows (standardised
     scale) with its train_seconds (compile_seconds of them), impute_seconds, final_bound
-    (mean bound of the last 1,000 iterations), mask_accuracy (:func:`~.metrics.mask_accuracy`)
-    and whether the step was compiled, in the order of ``specs``."""
+    (mean bound of the last 1,000 iterations), mask_accuracy (:func:`~.metrics.mask_accuracy`),
+    whether the step was compiled and the iteration training resumed at (0: it did not),
+    in the order of ``specs``."""
     first = specs[0]
     x, mask = prepare(first.dataset, first.offset)
     config = config_from_name(first.model, n_features=x.shape[1])
@@ -170,7 +173,8 @@ def imputed_runs(specs: list[RunSpec], device: str | None = None, progress: bool
                         compile=compile)
     result = fit(config, xt, mt, train, device=device, progress=progress,
                  replicas=len(specs),
-                 snapshot=None if snapshots is None else snapshot_path(snapshots, specs))
+                 snapshot=None if snapshots is None else snapshot_path(snapshots, specs),
+                 snapshot_every=snapshot_every)
     history = result.history.reshape(len(result.history), -1)
     for r, spec in enumerate(specs):
         start = time.perf_counter()
@@ -182,4 +186,5 @@ def imputed_runs(specs: list[RunSpec], device: str | None = None, progress: bool
             "impute_seconds": time.perf_counter() - start,
             "final_bound": float(history[-min(1000, len(history)):, r].mean()),
             "mask_accuracy": mask_accuracy(program, x, mask),
-            "compiled": compile}
+            "compiled": compile,
+            "resumed_from": result.resumed_from}

@@ -73,7 +73,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--replicas", type=positive_int, default=10,
                    help="train up to this many seeds of a configuration as one program")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
-    add_engine_options(p, compile=True)
+    add_engine_options(p, training=True)
     p.add_argument("--out", required=True, help="output folder")
     args = p.parse_args(argv)
     args.datasets = split_list(args.datasets)
@@ -137,7 +137,8 @@ def _execute(todo: list[RunSpec], args, runs_path: Path) -> list[dict]:
     groups = [(group,) for group in group_replicas(todo, args.replicas)]
     alone = args.engine == "local" and min(args.jobs, len(groups)) <= 1  # a bar only then
     run = functools.partial(run_group, device=args.device, snapshots=snapshots,
-                            progress=alone and sys.stderr.isatty(), compile=args.compile)
+                            progress=alone and sys.stderr.isatty(), compile=args.compile,
+                            snapshot_every=args.snapshot_every)
     for (group,), group_rows in run_jobs(run, groups, args, label=group_label,
                                          weight=group_weight, device=args.device):
         record(group, group_rows)

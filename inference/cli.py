@@ -80,6 +80,10 @@ class Run:
             self.info["columns"] = [str(c) for c in imputer.feature_names_in_]
         return imputer
 
+    def imputer_bytes(self) -> bytes:
+        """The saved imputer's file, for workers elsewhere (Ray Data's actors)."""
+        return (self.folder / IMPUTER_FILE).read_bytes()
+
     def read(self, path: str, index_col: str | None) -> tuple[pd.DataFrame, list[str]]:
         """A data file read as the run's was, with its index column (unless ``index_col``
         names another): its feature columns in the run's order, and in the file's."""
@@ -153,7 +157,7 @@ def cmd_impute(args: argparse.Namespace) -> None:
     run = Run(args.run, args.parts)  # the users' parts it needs are loaded here
     if streamed:
         args.index_col = args.index_col or run.info.get("index_col")
-        return streaming.impute_command(args)
+        return streaming.impute_command(args, run)
     imputer = run.imputer().set_output(transform="pandas")
     data, order = run.read(args.data, args.index_col)
     out = output_path(args.out)  # its folder made before the work, not after

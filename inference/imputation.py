@@ -54,10 +54,19 @@ def _weighted_chunks(program, x, mask, num_samples, chunk_size, value, y=None):
         yield log_w, value(trace)
 
 
-def block_sizes(device: torch.device, row_batch: int | None,
-                sample_chunk: int | None) -> tuple[int, int]:
-    """Rows per batch and samples per chunk: given, or the defaults for the device."""
-    rows, samples = (1024, 1000) if device.type == "cuda" else (32, 500)
+def block_sizes(device: torch.device, row_batch: int | None, sample_chunk: int | None,
+                num_samples: int | None = None) -> tuple[int, int]:
+    """Rows per batch and samples per chunk: given, or the defaults for the device.
+
+    On the CPU a block holds about 16,384 (row, sample) pairs: 32 rows of 500-sample
+    chunks, or, with fewer samples L, more rows (a power of two, at most 1,024, so that
+    blocks always tile the streamed chunks of ``notmiwae impute``)."""
+    if device.type == "cuda":
+        rows, samples = 1024, 1000
+    else:
+        samples = 500
+        per_row = min(num_samples or samples, sample_chunk or samples)
+        rows = min(1024, max(32, 1 << (16_384 // per_row).bit_length() - 1))
     return row_batch or rows, sample_chunk or samples
 
 
@@ -80,7 +89,7 @@ def _by_blocks(program: NotMIWAE, x: torch.Tensor, mask: torch.Tensor, num_sampl
     missing entries of x. Returned on the device of the input x."""
     home = x.device
     x, mask = _check(program, x, mask, num_samples)
-    row_batch, sample_chunk = block_sizes(x.device, row_batch, sample_chunk)
+    row_batch, sample_chunk = block_sizes(x.device, row_batch, sample_chunk, num_samples)
     if seed is not None:
         pyro.set_rng_seed(seed)
     with pyro.validation_enabled(False), flush_denormals():

@@ -34,9 +34,9 @@ import pyro.util
 import torch
 
 if TYPE_CHECKING:  # imported when used: `notmiwae --help` stays quick
+    from .cli import Run
     from .imputer import NotMIWAEImputer
 
-RUN_FILE = "imputer.pt"  # what `notmiwae fit` saves in its run folder
 CHUNK_ROWS = 65_536  # a multiple of the imputation's row blocks (32 on CPU, 1024 on GPU)
 ROW_BLOCK = 1024  # chunks are rounded up to a multiple of this
 STREAM_ABOVE_BYTES = 64 * 2**20  # larger input files are streamed even without options
@@ -79,11 +79,12 @@ def wanted(args: argparse.Namespace) -> bool:
     return asked or big
 
 
-def impute_command(args: argparse.Namespace) -> None:
-    """`notmiwae impute DATA --run RUN --out OUT`, streamed (see the module docstring)."""
+def impute_command(args: argparse.Namespace, run: Run) -> None:
+    """`notmiwae impute DATA --run RUN --out OUT`, streamed (see the module docstring),
+    with ``run`` the run folder as `notmiwae` opened it (its users' parts loaded)."""
     if not Path(args.data).is_file():
         raise FileNotFoundError(f"no such file: {args.data}")
-    imputer, blob = load_run(args.run)
+    imputer, blob = run.imputer(), run.imputer_bytes()
     chunk_rows = chunk_size(args.chunk_rows or CHUNK_ROWS)
     if args.engine == "ray":
         from . import ray_engine
@@ -105,22 +106,12 @@ def chunk_size(rows: int) -> int:
     return -(-rows // ROW_BLOCK) * ROW_BLOCK
 
 
-def load_run(run: str | Path) -> tuple[NotMIWAEImputer, bytes]:
-    """The imputer saved in a run folder, and the saved file's bytes (for remote workers)."""
-    from .imputer import NotMIWAEImputer
-
-    path = Path(run) / RUN_FILE
-    if not path.is_file():
-        raise FileNotFoundError(f"{run}: no {RUN_FILE}; train one with 'notmiwae fit'")
-    return NotMIWAEImputer.load(path), path.read_bytes()
-
-
 def imputer_from_bytes(blob: bytes, device: str | None = None) -> NotMIWAEImputer:
-    """An imputer from the bytes of its saved file (as :func:`load_run` returns them)."""
+    """An imputer from the bytes of its saved file (``Run.imputer_bytes``)."""
     from .imputer import NotMIWAEImputer
 
     with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / RUN_FILE
+        path = Path(folder) / "imputer.pt"
         path.write_bytes(blob)
         return NotMIWAEImputer.load(path, device)
 

@@ -59,6 +59,7 @@ class FitResult:
     history: np.ndarray = field(repr=False)
     seconds: float = 0.0  # training, compilation included
     compile_seconds: float = 0.0  # of which tracing and compiling the step
+    resumed_from: int = 0  # the iteration a snapshot let training resume at (0: none)
 
     def replica(self, r: int) -> NotMIWAE:
         """Replica r alone, as a single program (the run with seed ``seed + r``)."""
@@ -162,7 +163,7 @@ def fit(model_config: ModelConfig | NotMIWAE | Callable[[], NotMIWAE], x: torch.
     program.eval()
     return FitResult(program, config, train_config,
                      history[:, 0] if replicas == 1 else history, seconds,
-                     getattr(step, "compile_seconds", 0.0))
+                     getattr(step, "compile_seconds", 0.0), first)
 
 
 def _initial_program(model: ModelConfig | NotMIWAE | Callable[[], NotMIWAE],

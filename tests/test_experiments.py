@@ -319,3 +319,30 @@ def test_benchmark_runs_and_reports_every_timing(capsys, monkeypatch):
     table = bench.table(result, 10)
     assert "| 2 | " in table and "| red wine, L = 10 | seconds |" in table
     assert f"| ratio | {result['impute_ratio']:.2f} |" in table
+
+
+def test_the_paper_table_marks_cells_beyond_two_combined_standard_errors(tmp_path):
+    from notmiwae.experiments import paper
+
+    # banknote MIWAE, the paper 1.19 ± 0.01: seeds at 1.20 ± 0.01 agree (gap 0.01),
+    # seeds at 1.30 do not (0.11 > 2 sqrt(0.01^2 + 0.01^2) + 0.02 = 0.048).
+    near = [1.19, 1.20, 1.21, 1.20, 1.20]
+    runs = pd.DataFrame({"dataset": "banknote", "model": "miwae", "seed": range(5),
+                         "rmse": near, "mask_accuracy": np.nan})
+    far = runs.assign(dataset="concrete", rmse=[1.30] * 5)
+    cells = paper.compare(pd.concat([runs, far]))
+    got = cells.set_index(["model", "dataset"])
+    assert got.loc[("miwae", "banknote"), "differs"] == False  # noqa: E712
+    assert got.loc[("miwae", "concrete"), "differs"] == True  # noqa: E712
+    assert np.isnan(got.loc[("mean", "red"), "mean"]) and len(cells) == 66
+    assert paper.main(["--runs", str(_csv(pd.concat([runs, far]), tmp_path)),
+                       "--out", str(tmp_path)]) == 0
+    text = (tmp_path / "paper_table.md").read_text()
+    assert "1 of the 2 cells with runs agree" in text and "**1.30 ± 0.00 (n=5)**" in text
+    assert (tmp_path / "paper_table.png").stat().st_size > 0
+
+
+def _csv(frame: pd.DataFrame, folder: Path) -> Path:
+    path = folder / "runs.csv"
+    frame.to_csv(path, index=False)
+    return path

@@ -18,12 +18,16 @@ ray = pytest.importorskip("ray")
 
 GRID = ["--datasets", "banknote", "--models", "miwae,notmiwae:linear,mean", "--seeds", "2",
         "--iterations", "100", "--impute-samples", "10", "--jobs", "2"]
-TIMES = ["train_seconds", "impute_seconds"]  # the only columns that may differ
+# A group long enough to be killed between two of its snapshots (eager: no compile time).
+LONG = ["--datasets", "banknote", "--models", "notmiwae:linear", "--seeds", "2",
+        "--iterations", "1500", "--impute-samples", "10", "--jobs", "2", "--no-compile",
+        "--snapshot-every", "50"]
+TIMES = ["train_seconds", "impute_seconds", "compile_seconds"]  # may differ, and only they
 
 
-def runs(folder: Path) -> pd.DataFrame:
-    """A grid's runs.csv without its timings, in a fixed order."""
-    frame = pd.read_csv(folder / "runs.csv").drop(columns=TIMES)
+def runs(folder: Path, drop: tuple[str, ...] = ()) -> pd.DataFrame:
+    """A grid's runs.csv without its timings (and ``drop``), in a fixed order."""
+    frame = pd.read_csv(folder / "runs.csv").drop(columns=TIMES + list(drop))
     return frame.sort_values(["model", "seed"]).reset_index(drop=True)
 
 
@@ -36,7 +40,15 @@ def reference(tmp_path_factory) -> pd.DataFrame:
 
 
 @pytest.fixture(scope="module")
-def local_ray(reference):
+def long_reference(tmp_path_factory) -> pd.DataFrame:
+    """The LONG group on the local process pool, not interrupted."""
+    out = tmp_path_factory.mktemp("long")
+    uci.main(LONG + ["--out", str(out)])
+    return runs(out, drop=("resumed_from",))
+
+
+@pytest.fixture(scope="module")
+def local_ray(reference, long_reference):
     """One local Ray with 2 CPUs for the module (CI's machine), shut down after."""
     ray.init(num_cpus=2, include_dashboard=False)
     yield ray
@@ -128,3 +140,26 @@ def test_ray_data_imputes_a_table_in_row_order(local_ray, trained_run, tmp_path)
     # Other draws (each batch seeds its own) of the same estimate, 20 samples a row:
     assert abs(difference.mean()) < 0.05 * spread
     assert np.abs(difference).mean() < 0.5 * spread
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds Ray's workers in /proc")
+def test_a_retried_group_resumes_from_its_snapshot(long_reference, local_ray, tmp_path):
+    """Killed once a snapshot is saved (the output folder is shared storage here), the
+    group's retry starts at that snapshot, not at iteration 0, and ends where a run that
+    was never interrupted ends."""
+    grid = threading.Thread(target=uci.main, args=(LONG + ["--engine", "ray",
+                                                           "--out", str(tmp_path)],))
+    grid.start()
+    snapshots = tmp_path / "snapshots"
+    killed = None
+    while killed is None and grid.is_alive():
+        if snapshots.is_dir() and any(snapshots.glob("*.pt")):
+            killed = _running_task("ray::run_group")
+        time.sleep(0.05)
+    assert killed is not None, "the group ended before it could be killed"
+    os.kill(killed, signal.SIGKILL)
+    grid.join(timeout=600)
+    assert not grid.is_alive()
+    frame = pd.read_csv(tmp_path / "runs.csv")
+    assert (frame["resumed_from"] >= 50).all() and (frame["resumed_from"] % 50 == 0).all()
+    pd.testing.assert_frame_equal(runs(tmp_path, drop=("resumed_from",)), long_reference)

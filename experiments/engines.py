@@ -55,22 +55,29 @@ def add_engine_options(parser: argparse.ArgumentParser, training: bool = False) 
                              "(0.25: four groups per device); default 0, CPU only")
     if not training:
         return
-    parser.add_argument("--compile", action=argparse.BooleanOptionalAction, default=True,
+    parser.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
                         help="train with the compiled step (notmiwae.inference.compiled; "
-                             "the same bound and gradients as the eager step, faster); "
-                             "--no-compile: the eager Pyro step")
+                             "the same bound and gradients as the eager step, faster after "
+                             "10 to 90 s of compiling per group); --no-compile: the eager "
+                             "Pyro step; default: compiled from 5,000 iterations on")
     parser.add_argument("--snapshot-every", type=positive_int, default=5000, metavar="N",
                         help="save a training group's state every N iterations in "
                              "OUT/snapshots, so that a stopped or killed group resumes "
                              "there (default 5,000)")
 
 
+def compile_setting(args: argparse.Namespace) -> bool | str:
+    """--compile / --no-compile, or "auto" (``TrainConfig.compile``'s) when neither."""
+    return "auto" if args.compile is None else args.compile
+
+
 def engine_argv(args: argparse.Namespace) -> list[str]:
     """The engine options of ``args`` as command-line words, for a runner that calls another."""
     words = ["--engine", args.engine, "--gpus-per-group", str(args.gpus_per_group)]
     if hasattr(args, "compile"):
-        words += ["--compile" if args.compile else "--no-compile",
-                  "--snapshot-every", str(args.snapshot_every)]
+        if args.compile is not None:
+            words.append("--compile" if args.compile else "--no-compile")
+        words += ["--snapshot-every", str(args.snapshot_every)]
     return words + (["--address", args.address] if args.address else [])
 
 

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .engines import add_engine_options, run_jobs
+from .engines import add_engine_options, compile_setting, run_jobs
 from .metrics import rmse_missing, signed_error_missing
 from .outputs import append_rows, check_settings, log_command
 from .protocol import (
@@ -69,7 +69,7 @@ def describe_run(spec: RunSpec, x: np.ndarray, x_imp: np.ndarray,
     return row, columns
 
 
-def describe_group(specs: list[RunSpec], trained: Path, compile: bool = False,
+def describe_group(specs: list[RunSpec], trained: Path, compile: bool | str = "auto",
                    snapshot_every: int = 5000) -> tuple[list[dict], list[dict]]:
     """Train (or reload from ``trained``) and impute one group; describe each run.
     ``compile``, ``snapshot_every``: as in :func:`~.protocol.run_group`.
@@ -140,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
             if (d, m, s) not in done]
     groups = [(group,) for group in group_replicas(todo, args.seeds)]
     describe = functools.partial(describe_group, trained=(out / "trained").resolve(),
-                                 compile=args.compile, snapshot_every=args.snapshot_every)
+                                 compile=compile_setting(args), snapshot_every=args.snapshot_every)
     for _, (rows, columns) in run_jobs(describe, groups, args, label=group_label,
                                        weight=group_weight):
         for path, frame in ((runs_path, rows), (columns_path, columns)):

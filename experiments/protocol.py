@@ -125,7 +125,7 @@ def snapshot_path(folder: str | Path, specs: list[RunSpec]) -> Path:
 
 
 def run_group(specs: list[RunSpec], device: str | None = None, progress: bool = False,
-              snapshots: str | Path | None = None, compile: bool = False,
+              snapshots: str | Path | None = None, compile: bool | str = "auto",
               snapshot_every: int = 5000) -> list[dict]:
     """Train the group's seeds as replicas of one program (or apply a baseline), impute
     the training rows with each replica and score them, as the paper does.
@@ -155,7 +155,7 @@ def run_group(specs: list[RunSpec], device: str | None = None, progress: bool = 
 
 
 def imputed_runs(specs: list[RunSpec], device: str | None = None, progress: bool = False,
-                 snapshots: str | Path | None = None, compile: bool = False,
+                 snapshots: str | Path | None = None, compile: bool | str = "auto",
                  snapshot_every: int = 5000) -> Iterator[tuple[np.ndarray, dict]]:
     """Train a group of runs of one model as replicas (resuming from, and saving to, its
     snapshot in ``snapshots``), then yield each run's imputed training rows (standardised
@@ -186,5 +186,5 @@ def imputed_runs(specs: list[RunSpec], device: str | None = None, progress: bool
             "impute_seconds": time.perf_counter() - start,
             "final_bound": float(history[-min(1000, len(history)):, r].mean()),
             "mask_accuracy": mask_accuracy(program, x, mask),
-            "compiled": compile,
+            "compiled": train.compiles(),
             "resumed_from": result.resumed_from}

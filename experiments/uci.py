@@ -28,7 +28,7 @@ from notmiwae.inference.cli import positive_int
 from notmiwae.inference.training import INITS, TrainConfig
 
 from .datasets import DATASETS
-from .engines import add_engine_options, run_jobs
+from .engines import add_engine_options, compile_setting, run_jobs
 from .outputs import append_rows, check_settings, log_command
 from .protocol import (
     RunSpec,
@@ -137,7 +137,7 @@ def _execute(todo: list[RunSpec], args, runs_path: Path) -> list[dict]:
     groups = [(group,) for group in group_replicas(todo, args.replicas)]
     alone = args.engine == "local" and min(args.jobs, len(groups)) <= 1  # a bar only then
     run = functools.partial(run_group, device=args.device, snapshots=snapshots,
-                            progress=alone and sys.stderr.isatty(), compile=args.compile,
+                            progress=alone and sys.stderr.isatty(), compile=compile_setting(args),
                             snapshot_every=args.snapshot_every)
     for (group,), group_rows in run_jobs(run, groups, args, label=group_label,
                                          weight=group_weight, device=args.device):

@@ -103,8 +103,8 @@ def cmd_fit(args: argparse.Namespace) -> None:
     params = load_config(args.config) if args.config else {}
     if args.model:
         params.update(variant_from_name(args.model))
-    if args.compile:
-        params["compile"] = True
+    if args.compile is not None:
+        params["compile"] = args.compile
     for flag, param in (("iterations", "iterations"), ("seed", "random_state"),
                         ("device", "device")):
         if getattr(args, flag) is not None:
@@ -248,9 +248,10 @@ def build_parser() -> argparse.ArgumentParser:
                    "iterations and on Ctrl-C (default 1000); the same command, run again, "
                    "resumes from it")
     p.add_argument("--seed", type=int, help="random seed of initialisation and training")
-    p.add_argument("--compile", action="store_true",
-                   help="train with the compiled step (faster on a GPU; compiling takes "
-                   "10 to 70 s)")
+    p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
+                   help="train with the compiled step (the same steps, faster, after 10 to "
+                   "90 s of compiling); default: the config's, else from 5,000 "
+                   "iterations on")
     p.add_argument("--device", help="cpu or cuda (default: cuda when PyTorch sees a GPU)")
     p.add_argument("--out", required=True, metavar="RUN_DIR",
                    help=f"folder for imputer.pt, config.toml, {RUN_FILE} and "

@@ -16,7 +16,8 @@
     init = "torch"                # "glorot": as the paper's TensorFlow code; or
                                   # "glorot-missing": that for the missing model only
     seed = 0
-    compile = false               # true: the compiled training step
+    compile = "auto"              # true / false: the compiled training step always /
+                                  # never; "auto": from 5,000 iterations on
 
     [imputation]
     num_samples = 1000            # L

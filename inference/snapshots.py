@@ -103,11 +103,14 @@ def fingerprint(*tensors: torch.Tensor | None) -> str:
 def identity(model_config: ModelConfig | None, train_config: TrainConfig, replicas: int,
              data: str, device: torch.device, program: nn.Module | None = None) -> dict:
     """What a snapshot must match to be resumed: everything but the iteration count
-    (a longer run of the same settings continues a shorter one's exact stream).
+    (a longer run of the same settings continues a shorter one's exact stream) and
+    whether the step is compiled.
     ``train_config`` is an :class:`notmiwae.inference.training.TrainConfig`; ``data`` a
     :func:`fingerprint`. A program built by hand (no ``model_config``) is known by the
     names and shapes of its parameters."""
-    train = {k: v for k, v in asdict(train_config).items() if k != "iterations"}
+    # The compiled step computes what the eager one does: either may resume the other.
+    train = {k: v for k, v in asdict(train_config).items()
+             if k not in ("iterations", "compile")}
     model = (model_config.to_dict() if model_config is not None else
              {name: list(p.shape) for name, p in program.named_parameters()})
     return {"model_config": model, "train_config": train,

@@ -133,7 +133,7 @@ def fit(model_config: ModelConfig | NotMIWAE | Callable[[], NotMIWAE], x: torch.
         raise ValueError("objective='renyi' trains one replica at a time")
     make_step = _renyi_step if train_config.objective == "renyi" else _iw_step
     step = make_step(program, train_config, state.noise, state.optimizer)
-    if train_config.compile:
+    if train_config.compiles():
         step = CompiledStep(program, train_config.num_particles, state.noise,
                             state.optimizer, eager=step)
     history = np.empty((train_config.iterations, replicas))

@@ -31,8 +31,13 @@ def test_compiled_step_takes_the_eager_steps(name, replicas):
 
 
 def test_compile_setting_is_checked():
-    with pytest.raises(ValueError, match="compile must be true or false"):
+    with pytest.raises(ValueError, match="compile must be true, false or 'auto'"):
         TrainConfig(compile="yes")
+    assert not TrainConfig(iterations=4_999).compiles()  # "auto": from 5,000 iterations
+    assert TrainConfig(iterations=5_000).compiles()
+    assert not TrainConfig(iterations=5_000, objective="renyi").compiles()
+    assert TrainConfig(iterations=10, compile=True).compiles()
+    assert not TrainConfig(iterations=10**6, compile=False).compiles()
     with pytest.raises(ValueError, match="compiles the 'iw' objective only"):
         TrainConfig(compile=True, objective="renyi")
 

@@ -79,7 +79,8 @@ def test_runner_writes_results_and_resumes(tmp_path, capsys):
     assert {"dataset", "model", "seed", "iterations", "rmse", "train_seconds",
             "mask_accuracy", "compiled"} <= set(runs)
     trained = runs[runs["model"] == "notmiwae:selfmasking"]
-    assert trained["mask_accuracy"].between(0, 1).all() and trained["compiled"].all()
+    # 20 iterations: "auto" leaves the step eager (it compiles from 5,000 on)
+    assert trained["mask_accuracy"].between(0, 1).all() and not trained["compiled"].any()
     assert runs.loc[runs["model"] == "mean", "mask_accuracy"].isna().all()
     assert (tmp_path / "table.png").stat().st_size > 0
     assert not (tmp_path / "snapshots").exists()  # deleted once the rows are kept

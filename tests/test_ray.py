@@ -20,7 +20,7 @@ GRID = ["--datasets", "banknote", "--models", "miwae,notmiwae:linear,mean", "--s
         "--iterations", "100", "--impute-samples", "10", "--jobs", "2"]
 # A group long enough to be killed between two of its snapshots (eager: no compile time).
 LONG = ["--datasets", "banknote", "--models", "notmiwae:linear", "--seeds", "2",
-        "--iterations", "1500", "--impute-samples", "10", "--jobs", "2", "--no-compile",
+        "--iterations", "600", "--impute-samples", "10", "--jobs", "2", "--no-compile",
         "--snapshot-every", "50"]
 TIMES = ["train_seconds", "impute_seconds", "compile_seconds"]  # may differ, and only they
 

@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from notmiwae.inference.cli import positive_int
+from notmiwae.inference.streaming import CHUNK_ROWS
 
 WRITE_ROWS = 100_000  # rows generated and written at a time
 # Runs a module as `python -m` does and writes the process's peak resident memory (VmHWM,
@@ -109,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=positive_int, default=1_000_000)
     parser.add_argument("--features", type=positive_int, default=10)
-    parser.add_argument("--chunk-rows", type=positive_int, default=65_536)
+    parser.add_argument("--chunk-rows", type=positive_int, default=CHUNK_ROWS)
     parser.add_argument("--parquet", action="store_true",
                         help="also stream the table as Parquet, in and out")
     parser.add_argument("--out", required=True, help="folder for the files and the report")

@@ -37,7 +37,7 @@ if TYPE_CHECKING:  # imported when used: `notmiwae --help` stays quick
     from .cli import Run
     from .imputer import NotMIWAEImputer
 
-CHUNK_ROWS = 65_536  # a multiple of the imputation's row blocks (32 on CPU, 1024 on GPU)
+CHUNK_ROWS = 4_096  # a multiple of the imputation's row blocks (at most 1,024 rows)
 ROW_BLOCK = 1024  # chunks are rounded up to a multiple of this
 STREAM_ABOVE_BYTES = 64 * 2**20  # larger input files are streamed even without options
 PARQUET_SUFFIXES = (".parquet", ".pq")

@@ -91,20 +91,26 @@ def _running_task(title: str) -> int | None:
     return None
 
 
-@pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds Ray's workers in /proc")
-def test_a_killed_worker_is_retried_and_the_grid_ends_complete(reference, local_ray,
-                                                               tmp_path):
-    grid = threading.Thread(target=uci.main, args=(GRID + ["--engine", "ray",
-                                                           "--out", str(tmp_path)],))
+def kill_a_group_midway(argv: list[str], ready=lambda: True) -> None:
+    """Run the grid ``argv`` in a thread; once ``ready()``, SIGKILL the Ray worker of a
+    running group; wait for the grid to end."""
+    grid = threading.Thread(target=uci.main, args=(argv,))
     grid.start()
     killed = None
     while killed is None and grid.is_alive():
-        killed = _running_task("ray::run_group")
+        if ready():
+            killed = _running_task("ray::run_group")
         time.sleep(0.05)
     assert killed is not None, "the grid ended before a group could be killed"
     os.kill(killed, signal.SIGKILL)
     grid.join(timeout=600)
     assert not grid.is_alive()
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds Ray's workers in /proc")
+def test_a_killed_worker_is_retried_and_the_grid_ends_complete(reference, local_ray,
+                                                               tmp_path):
+    kill_a_group_midway(GRID + ["--engine", "ray", "--out", str(tmp_path)])
     got = runs(tmp_path)
     assert not got.duplicated(["model", "seed"]).any()
     pd.testing.assert_frame_equal(got, reference)
@@ -147,19 +153,9 @@ def test_a_retried_group_resumes_from_its_snapshot(long_reference, local_ray, tm
     """Killed once a snapshot is saved (the output folder is shared storage here), the
     group's retry starts at that snapshot, not at iteration 0, and ends where a run that
     was never interrupted ends."""
-    grid = threading.Thread(target=uci.main, args=(LONG + ["--engine", "ray",
-                                                           "--out", str(tmp_path)],))
-    grid.start()
     snapshots = tmp_path / "snapshots"
-    killed = None
-    while killed is None and grid.is_alive():
-        if snapshots.is_dir() and any(snapshots.glob("*.pt")):
-            killed = _running_task("ray::run_group")
-        time.sleep(0.05)
-    assert killed is not None, "the group ended before it could be killed"
-    os.kill(killed, signal.SIGKILL)
-    grid.join(timeout=600)
-    assert not grid.is_alive()
+    kill_a_group_midway(LONG + ["--engine", "ray", "--out", str(tmp_path)],
+                        ready=lambda: snapshots.is_dir() and any(snapshots.glob("*.pt")))
     frame = pd.read_csv(tmp_path / "runs.csv")
     assert (frame["resumed_from"] >= 50).all() and (frame["resumed_from"] % 50 == 0).all()
     pd.testing.assert_frame_equal(runs(tmp_path, drop=("resumed_from",)), long_reference)

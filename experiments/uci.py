@@ -8,7 +8,9 @@ Example (a few minutes; 20,000 iterations, a fifth of the paper's 100,000)::
 
 Writes OUT/runs.csv (one row per run, appended as each finishes), OUT/table.md
 (mean ± standard error over seeds) and OUT/table.png. Runs already in runs.csv with the
-same settings are skipped, so an interrupted grid picks up where it stopped. A line per
+same settings are skipped, so an interrupted grid picks up where it stopped. Each trained
+group's final state is kept in OUT/trained/ (not in git; a few MB per group), so later
+studies (``notmiwae.experiments.coverage``) reuse the trained runs without training again. A line per
 finished group of runs says how long it took and estimates the rest.
 
 The groups run in local processes (--jobs), or as Ray tasks with --engine ray, on this
@@ -43,6 +45,7 @@ from .protocol import (
 )
 from .report import markdown_table, plot_table
 
+TRAINED = "trained"  # OUT/trained/: each finished group's final training state
 _PAPER = TrainConfig()
 DEFAULT_SETTINGS = {"batch_size": _PAPER.batch_size, "particles": _PAPER.num_particles,
                     "init": _PAPER.init}
@@ -124,11 +127,15 @@ def _execute(todo: list[RunSpec], args, runs_path: Path) -> list[dict]:
     rows: list[dict] = []
     # A group stopped midway resumes from these; absolute, for workers in other folders.
     snapshots = runs_path.parent.resolve() / "snapshots"
+    trained = runs_path.parent.resolve() / TRAINED
+    trained.mkdir(exist_ok=True)
 
     def record(group: list[RunSpec], group_rows: list[dict]) -> None:
         rows.extend(group_rows)
         append_rows(runs_path, group_rows)
-        snapshot_path(snapshots, group).unlink(missing_ok=True)
+        finished = snapshot_path(snapshots, group)
+        if finished.exists():  # the trained state, for later studies
+            finished.replace(snapshot_path(trained, group))
         for row in group_rows:
             print(f"{row['dataset']:>9} {row['model']:<32} seed {row['seed']}: "
                   f"RMSE {row['rmse']:.4f} ({row['train_seconds']:.0f} s per run, "

@@ -10,8 +10,8 @@ Writes OUT/runs.csv (one row per run, appended as each finishes), OUT/table.md
 (mean ± standard error over seeds) and OUT/table.png. Runs already in runs.csv with the
 same settings are skipped, so an interrupted grid picks up where it stopped. Each trained
 group's final state is kept in OUT/trained/ (not in git; a few MB per group), so later
-studies (``notmiwae.experiments.coverage``) reuse the trained runs without training again. A line per
-finished group of runs says how long it took and estimates the rest.
+studies (``notmiwae.experiments.coverage``) reuse the trained runs without training
+again. A line per finished group of runs says how long it took and estimates the rest.
 
 The groups run in local processes (--jobs), or as Ray tasks with --engine ray, on this
 machine or on a cluster (--address auto); see notmiwae.experiments.engines.

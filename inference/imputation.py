@@ -9,6 +9,14 @@ w~_l = w_l / sum_l' w_l',
 Multiple imputation draws l with probability w~_l and returns x^m_l (sampling importance
 resampling over the pairs, since w_l depends on x^m_l through p(s | x)).
 
+An ensemble (a sequence of R programs, e.g. the replicas of one training) is used in one
+of two ways. "pooled": the R x L samples, L from each program's own proposal, keep their
+unnormalised weights w_rl = p_r(x^o, s, x^m_rl, z_rl) / q_r(z_rl | x^o), normalised over
+all of them; since each program's (1/L) sum_l w_rl estimates its own p_r(x^o, s), this is
+a per-row Bayesian model average with the programs weighed by their evidence for the
+row. "equal": each program's estimate, averaged with weight 1/R. Multiple imputation and
+the effective sample size always use the pooled weights.
+
 Every function computes on the program's device and returns on the device of ``x``.
 
 Rows are processed in batches and the L samples in chunks, with running log-sum-exp
@@ -20,7 +28,8 @@ blocks (``python -m notmiwae.experiments.bench``); on a GPU large blocks are fas
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Sequence
 from numbers import Integral
 
 import pyro
@@ -33,6 +42,21 @@ from .device import flush_denormals, program_device
 from .importance import log_importance_weights
 
 ESTIMATORS = ("mean", "sample")
+ENSEMBLES = ("pooled", "equal")
+Programs = NotMIWAE | Sequence[NotMIWAE]
+
+
+class LowEffectiveSampleSize(UserWarning):
+    """Rows whose importance weights have an effective sample size below the number of
+    draws asked: their draws repeat a few of the L samples."""
+
+
+def _programs(program: Programs) -> tuple[NotMIWAE, ...]:
+    """One program, or an ensemble of them, as a non-empty tuple."""
+    programs = (program,) if isinstance(program, NotMIWAE) else tuple(program)
+    if not programs:
+        raise ValueError("an ensemble needs at least one program")
+    return programs
 
 
 def _chunks(total: int, size: int):
@@ -47,11 +71,13 @@ VALUES = {  # what is averaged, read off a trace of L_c particles: (L_c, n, F)
 }
 
 
-def _weighted_chunks(program, x, mask, num_samples, chunk_size, value, y=None):
-    """Yield (log w (L_c, n), value(trace) (L_c, n, F)) per chunk of samples."""
-    for size in _chunks(num_samples, chunk_size):
-        log_w, trace = log_importance_weights(program, x, mask, size, y=y)
-        yield log_w, value(trace)
+def _weighted_chunks(programs, x, mask, num_samples, chunk_size, value, y=None):
+    """Yield (log w (L_c, n), value(trace) (L_c, n, F)) per chunk of samples, L samples
+    from each of the ``programs`` in turn."""
+    for program in programs:
+        for size in _chunks(num_samples, chunk_size):
+            log_w, trace = log_importance_weights(program, x, mask, size, y=y)
+            yield log_w, value(trace)
 
 
 def block_sizes(device: torch.device, row_batch: int | None, sample_chunk: int | None,
@@ -70,16 +96,17 @@ def block_sizes(device: torch.device, row_batch: int | None, sample_chunk: int |
     return row_batch or rows, sample_chunk or samples
 
 
-def _check(program: NotMIWAE, x: torch.Tensor, mask: torch.Tensor, num_samples: int):
+def _check(programs: tuple[NotMIWAE, ...], x: torch.Tensor, mask: torch.Tensor,
+           num_samples: int):
     if isinstance(num_samples, bool) or not isinstance(num_samples, Integral) or num_samples < 1:
         raise ValueError(f"num_samples must be a whole number >= 1, got {num_samples!r}")
     x, mask = masked_data(x, mask)
-    device = program_device(program)
+    device = program_device(programs[0])
     return x.to(device), mask.to(device)
 
 
-def _by_blocks(program: NotMIWAE, x: torch.Tensor, mask: torch.Tensor, num_samples: int,
-               row_batch: int | None, sample_chunk: int | None, seed: int | None,
+def _by_blocks(programs: tuple[NotMIWAE, ...], x: torch.Tensor, mask: torch.Tensor,
+               num_samples: int, row_batch: int | None, sample_chunk: int | None, seed: int | None,
                estimate: Callable[[torch.Tensor, torch.Tensor, slice, int], torch.Tensor],
                dim: int = 0, fill: bool = False) -> torch.Tensor:
     """The steps every estimator shares: check the input, seed (``pyro.set_rng_seed``),
@@ -88,7 +115,7 @@ def _by_blocks(program: NotMIWAE, x: torch.Tensor, mask: torch.Tensor, num_sampl
     flushed, concatenated along ``dim``. With ``fill``, the estimates replace only the
     missing entries of x. Returned on the device of the input x."""
     home = x.device
-    x, mask = _check(program, x, mask, num_samples)
+    x, mask = _check(programs, x, mask, num_samples)
     row_batch, sample_chunk = block_sizes(x.device, row_batch, sample_chunk, num_samples)
     if seed is not None:
         pyro.set_rng_seed(seed)
@@ -101,11 +128,14 @@ def _by_blocks(program: NotMIWAE, x: torch.Tensor, mask: torch.Tensor, num_sampl
 
 
 @torch.no_grad()
-def impute(program: NotMIWAE, x: torch.Tensor, mask: torch.Tensor, num_samples: int = 10_000,
+def impute(program: Programs, x: torch.Tensor, mask: torch.Tensor, num_samples: int = 10_000,
            estimator: str = "mean", row_batch: int | None = None,
            sample_chunk: int | None = None, seed: int | None = None,
-           y: torch.Tensor | None = None) -> torch.Tensor:
+           y: torch.Tensor | None = None, ensemble: str = "pooled") -> torch.Tensor:
     """Single imputation: observed entries returned unchanged, missing ones filled.
+
+    ``program``: one program, or an ensemble used as ``ensemble`` says ("pooled" or
+    "equal", see the module docstring), with L = ``num_samples`` from each.
 
     ``y`` (N,): for a jointly supervised program, a known target (on the scale it was
     trained on); p(y | x^o, x^m_l) then enters the weights. With ``estimator="sample"``
@@ -114,12 +144,19 @@ def impute(program: NotMIWAE, x: torch.Tensor, mask: torch.Tensor, num_samples: 
     """
     if estimator not in ESTIMATORS:
         raise ValueError(f"estimator must be one of {ESTIMATORS}, got {estimator!r}")
-    y = _known_target(program, y, x)
-    return _by_blocks(
-        program, x, mask, num_samples, row_batch, sample_chunk, seed,
-        lambda xb, mb, rows, chunk: _snis(program, xb, mb, num_samples, chunk,
-                                          VALUES[estimator], None if y is None else y[rows]),
-        fill=True)
+    if ensemble not in ENSEMBLES:
+        raise ValueError(f"ensemble must be one of {ENSEMBLES}, got {ensemble!r}")
+    programs = _programs(program)
+    y = _known_target(programs[0], y, x)
+    groups = [programs] if ensemble == "pooled" else [(p,) for p in programs]
+
+    def estimate(xb, mb, rows, chunk):
+        yb = None if y is None else y[rows]
+        return torch.stack([_snis(group, xb, mb, num_samples, chunk, VALUES[estimator], yb)
+                            for group in groups]).mean(0)
+
+    return _by_blocks(programs, x, mask, num_samples, row_batch, sample_chunk, seed,
+                      estimate, fill=True)
 
 
 def _known_target(program: NotMIWAE, y: torch.Tensor | None,
@@ -135,7 +172,7 @@ def _known_target(program: NotMIWAE, y: torch.Tensor | None,
 
 
 @torch.no_grad()
-def effective_sample_size(program: NotMIWAE, x: torch.Tensor, mask: torch.Tensor,
+def effective_sample_size(program: Programs, x: torch.Tensor, mask: torch.Tensor,
                           num_samples: int = 10_000, row_batch: int | None = None,
                           sample_chunk: int | None = None, seed: int | None = None,
                           y: torch.Tensor | None = None) -> torch.Tensor:
@@ -143,22 +180,24 @@ def effective_sample_size(program: NotMIWAE, x: torch.Tensor, mask: torch.Tensor
 
         ESS = (sum_l w_l)^2 / sum_l w_l^2,
 
-    from 1 (one sample carries all the weight) to L (equal weights). ``y`` as in
-    :func:`impute`: with it, p(y | x) is in the weights.
+    from 1 (one sample carries all the weight) to L (equal weights); for an ensemble, of
+    the pooled R x L weights. ``y`` as in :func:`impute`: with it, p(y | x) is in the
+    weights.
     """
-    y = _known_target(program, y, x)
+    programs = _programs(program)
+    y = _known_target(programs[0], y, x)
     return _by_blocks(
-        program, x, mask, num_samples, row_batch, sample_chunk, seed,
-        lambda xb, mb, rows, chunk: _ess(program, xb, mb, num_samples, chunk,
+        programs, x, mask, num_samples, row_batch, sample_chunk, seed,
+        lambda xb, mb, rows, chunk: _ess(programs, xb, mb, num_samples, chunk,
                                          None if y is None else y[rows]))
 
 
-def _ess(program: NotMIWAE, x: torch.Tensor, mask: torch.Tensor, num_samples: int,
-         chunk: int, y: torch.Tensor | None = None) -> torch.Tensor:
+def _ess(programs: tuple[NotMIWAE, ...], x: torch.Tensor, mask: torch.Tensor,
+         num_samples: int, chunk: int, y: torch.Tensor | None = None) -> torch.Tensor:
     """(sum_l w_l)^2 / sum_l w_l^2 with running log-sum-exps over the chunks: (n,)."""
     log_sum = torch.full((len(x),), -math.inf, device=x.device)
     log_sum_sq = log_sum.clone()
-    for log_w, _ in _weighted_chunks(program, x, mask, num_samples, chunk,
+    for log_w, _ in _weighted_chunks(programs, x, mask, num_samples, chunk,
                                      lambda trace: None, y):
         log_sum = torch.logaddexp(log_sum, torch.logsumexp(log_w, 0))
         log_sum_sq = torch.logaddexp(log_sum_sq, torch.logsumexp(2 * log_w, 0))
@@ -182,7 +221,7 @@ def weight_overlap(program: NotMIWAE, x: torch.Tensor, mask: torch.Tensor,
         raise ValueError("weight_overlap compares weights with and without y: give y")
     y = _known_target(program, y, x)
     return _by_blocks(
-        program, x, mask, num_samples, row_batch, sample_chunk, seed,
+        (program,), x, mask, num_samples, row_batch, sample_chunk, seed,
         lambda xb, mb, rows, chunk: _overlap(program, xb, mb, num_samples, chunk, y[rows]))
 
 
@@ -192,7 +231,7 @@ def _overlap(program, x, mask, num_samples, chunk, y) -> torch.Tensor:
     def log_p_y(trace):  # log p(y | x^o, x^m_l), (L_c, n); y is latent in these traces
         return trace.nodes["y"]["fn"].log_prob(y).sum(-1)
 
-    chunks = list(_weighted_chunks(program, x, mask, num_samples, chunk, log_p_y))
+    chunks = list(_weighted_chunks((program,), x, mask, num_samples, chunk, log_p_y))
     log_w = torch.cat([log_w for log_w, _ in chunks])
     log_w_y = log_w + torch.cat([p for _, p in chunks])
     return torch.minimum(torch.softmax(log_w, 0), torch.softmax(log_w_y, 0)).sum(0)
@@ -214,17 +253,18 @@ def predict_target(program: NotMIWAE, x: torch.Tensor, mask: torch.Tensor,
         raise ValueError("the program has no target: build it with target=True")
     y = _known_target(program, y, x)
     y_hat = _by_blocks(
-        program, x, mask, num_samples, row_batch, sample_chunk, seed,
-        lambda xb, mb, rows, chunk: _snis(program, xb, mb, num_samples, chunk,
+        (program,), x, mask, num_samples, row_batch, sample_chunk, seed,
+        lambda xb, mb, rows, chunk: _snis((program,), xb, mb, num_samples, chunk,
                                           VALUES["target"], None if y is None else y[rows]))
     return y_hat[:, 0]
 
 
-def _snis(program, x, mask, num_samples, chunk, read, y=None) -> torch.Tensor:
-    """sum_l w~_l value_l over all chunks, with a running log-sum-exp: (n, F)."""
+def _snis(programs, x, mask, num_samples, chunk, read, y=None) -> torch.Tensor:
+    """sum_l w~_l value_l over all chunks of all ``programs`` (their weights pooled), with
+    a running log-sum-exp: (n, F)."""
     log_total = torch.full((len(x),), -math.inf, device=x.device)
     acc = None
-    for log_w, value in _weighted_chunks(program, x, mask, num_samples, chunk, read, y):
+    for log_w, value in _weighted_chunks(programs, x, mask, num_samples, chunk, read, y):
         if acc is None:
             acc = torch.zeros(value.shape[1:], device=x.device, dtype=value.dtype)
         new_total = torch.logaddexp(log_total, torch.logsumexp(log_w, 0))
@@ -236,29 +276,57 @@ def _snis(program, x, mask, num_samples, chunk, read, y=None) -> torch.Tensor:
 
 
 @torch.no_grad()
-def multiple_impute(program: NotMIWAE, x: torch.Tensor, mask: torch.Tensor, m: int = 5,
+def multiple_impute(program: Programs, x: torch.Tensor, mask: torch.Tensor, m: int = 5,
                     num_samples: int = 10_000, row_batch: int | None = None,
-                    sample_chunk: int | None = None, seed: int | None = None) -> torch.Tensor:
-    """m completed data sets, shape (m, N, D), by sampling importance resampling."""
+                    sample_chunk: int | None = None, seed: int | None = None,
+                    return_ess: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    """m completed data sets, shape (m, N, D), by sampling importance resampling; for an
+    ensemble, from the pooled R x L samples.
+
+    Warns (:class:`LowEffectiveSampleSize`) when rows' weights have an effective sample
+    size below m; ``return_ess`` also returns each row's (N,), computed from the same
+    weights.
+    """
     if isinstance(m, bool) or not isinstance(m, Integral) or m < 1:
         raise ValueError(f"m must be a whole number >= 1, got {m!r}")
-    return _by_blocks(
-        program, x, mask, num_samples, row_batch, sample_chunk, seed,
-        lambda xb, mb, rows, chunk: _sir(program, xb, mb, m, num_samples, chunk),
-        dim=1, fill=True)
+    programs = _programs(program)
+    ess = []
+
+    def estimate(xb, mb, rows, chunk):
+        picks, row_ess = _sir(programs, xb, mb, m, num_samples, chunk)
+        ess.append(row_ess)
+        return picks
+
+    draws = _by_blocks(programs, x, mask, num_samples, row_batch, sample_chunk, seed,
+                       estimate, dim=1, fill=True)
+    ess = torch.cat(ess).to(draws.device)
+    _warn_low_ess(ess, m, num_samples * len(programs))
+    return (draws, ess) if return_ess else draws
 
 
-def _sir(program, x, mask, m, num_samples, chunk) -> torch.Tensor:
-    """m independent draws per row with probability w~_l, streamed over chunks.
+def _warn_low_ess(ess: torch.Tensor, m: int, total: int) -> None:
+    low = int((ess < m).sum())
+    if m > 1 and low:
+        warnings.warn(
+            f"{low} of {len(ess)} rows have an effective sample size below the {m} draws "
+            f"asked (smallest {float(ess.min()):.1f} of {total} importance samples): their "
+            "draws repeat a few samples and understate the spread; raise num_samples",
+            LowEffectiveSampleSize, stacklevel=3)
+
+
+def _sir(programs, x, mask, m, num_samples, chunk) -> tuple[torch.Tensor, torch.Tensor]:
+    """m independent draws per row with probability w~_l, streamed over chunks, and the
+    effective sample size of the weights: ((m, n, D), (n,)).
 
     Each draw keeps a current pick; a new chunk with total weight W_c replaces it with
     probability W_c / (W + W_c), by a pick drawn within the chunk: overall P(l) = w~_l.
     """
     n = len(x)
     log_total = torch.full((n,), -math.inf, device=x.device)
+    log_total_sq = log_total.clone()
     picks = torch.zeros(m, n, x.shape[1], device=x.device, dtype=x.dtype)
     rows = torch.arange(n, device=x.device)
-    for log_w, sample in _weighted_chunks(program, x, mask, num_samples, chunk,
+    for log_w, sample in _weighted_chunks(programs, x, mask, num_samples, chunk,
                                           VALUES["sample"]):
         log_chunk = torch.logsumexp(log_w, 0)
         new_total = torch.logaddexp(log_total, log_chunk)
@@ -267,4 +335,5 @@ def _sir(program, x, mask, m, num_samples, chunk) -> torch.Tensor:
         replace = torch.rand(m, n, device=x.device) < torch.exp(log_chunk - new_total)
         picks = torch.where(replace.unsqueeze(-1), candidates, picks)
         log_total = new_total
-    return picks
+        log_total_sq = torch.logaddexp(log_total_sq, torch.logsumexp(2 * log_w, 0))
+    return picks, torch.exp(2 * log_total - log_total_sq)

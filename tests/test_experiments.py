@@ -84,8 +84,9 @@ def test_runner_writes_results_and_resumes(tmp_path, capsys):
     assert runs.loc[runs["model"] == "mean", "mask_accuracy"].isna().all()
     assert (tmp_path / "table.png").stat().st_size > 0
     assert not (tmp_path / "snapshots").exists()  # moved once the rows are kept
-    kept = torch.load(tmp_path / "trained" / "banknote_notmiwae_selfmasking_seeds0-1_it20_offset0.pt",
-                      weights_only=True)
+    kept = torch.load(
+        tmp_path / "trained" / "banknote_notmiwae_selfmasking_seeds0-1_it20_offset0.pt",
+        weights_only=True)
     assert kept["iteration"] == 20  # the trained group's final state
     table = (tmp_path / "table.md").read_text()
     assert "| notmiwae:selfmasking |" in table and "| mean | 1.73 ± 0.00 (n=2)" in table

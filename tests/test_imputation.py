@@ -83,9 +83,12 @@ def test_resampling_draws_in_proportion_to_weights(monkeypatch):
     chunks = [(log_w[:1], values[:1]), (log_w[1:3], values[1:3]), (log_w[3:], values[3:])]
     monkeypatch.setattr(imputation, "_weighted_chunks", lambda *a: iter(chunks))
     torch.manual_seed(0)
-    draws = imputation._sir(None, torch.zeros(1, 1, dtype=torch.float64), None, 20000, 4, 2)
+    draws, ess = imputation._sir(None, torch.zeros(1, 1, dtype=torch.float64), None, 20000,
+                                 4, 2)
     freq = torch.bincount(draws.flatten().long(), minlength=4) / 20000
     torch.testing.assert_close(freq, torch.tensor([0.1, 0.2, 0.3, 0.4]), atol=0.015, rtol=0)
+    # Kish's ESS of the same weights, from the same pass: 1 / sum w~^2 = 1 / 0.3
+    torch.testing.assert_close(ess, torch.tensor([1 / 0.3], dtype=torch.float64))
 
 
 @pytest.mark.parametrize("estimator", ["mean", "sample"])

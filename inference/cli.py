@@ -106,7 +106,8 @@ def cmd_fit(args: argparse.Namespace) -> None:
     if args.compile is not None:
         params["compile"] = args.compile
     for flag, param in (("iterations", "iterations"), ("seed", "random_state"),
-                        ("device", "device")):
+                        ("device", "device"), ("replicas", "replicas"),
+                        ("ensemble", "ensemble")):
         if getattr(args, flag) is not None:
             params[param] = getattr(args, flag)
     data = read_table(args.data, args.index_col)
@@ -206,10 +207,15 @@ def _plot_curve(history: np.ndarray, path: Path) -> None:
     from .checks import pyplot
 
     plt = pyplot()
+    history = history.reshape(len(history), -1)  # (iterations, replicas)
     window = max(1, min(500, len(history) // 20))
-    smooth = np.convolve(history, np.ones(window) / window, mode="valid")
     fig, ax = plt.subplots(figsize=(6, 3.2))
-    ax.plot(np.arange(window, len(history) + 1), smooth)
+    for r in range(history.shape[1]):
+        smooth = np.convolve(history[:, r], np.ones(window) / window, mode="valid")
+        ax.plot(np.arange(window, len(history) + 1), smooth,
+                label=f"replica {r}" if history.shape[1] > 1 else None)
+    if history.shape[1] > 1:
+        ax.legend(fontsize=7)
     ax.set_xlabel("iteration")
     ax.set_ylabel(f"bound per row (running mean of {window})")
     fig.tight_layout()
@@ -252,6 +258,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="train with the compiled step (the same steps, faster, after 10 to "
                    "90 s of compiling); default: the config's, else from 5,000 "
                    "iterations on")
+    p.add_argument("--replicas", type=positive_int, metavar="R",
+                   help="train R seeds at once (SEED..SEED+R-1) and impute with all of them, "
+                   "an ensemble (default: the config's, else 1)")
+    p.add_argument("--ensemble", choices=("pooled", "equal"),
+                   help="how R > 1 replicas impute: pooled importance weights (a per-row "
+                   "model average; the default) or equal weights; multiple imputation "
+                   "always draws from the pooled samples")
     p.add_argument("--device", help="cpu or cuda (default: cuda when PyTorch sees a GPU)")
     p.add_argument("--out", required=True, metavar="RUN_DIR",
                    help=f"folder for imputer.pt, config.toml, {RUN_FILE} and "

@@ -18,10 +18,12 @@
     seed = 0
     compile = "auto"              # true / false: the compiled training step always /
                                   # never; "auto": from 5,000 iterations on
+    replicas = 1                  # R > 1: train seeds seed..seed+R-1 at once, an ensemble
 
     [imputation]
     num_samples = 1000            # L
     estimator = "mean"            # or "sample"
+    ensemble = "pooled"           # R > 1: "pooled" weights, or "equal" per replica
 
     [parts]                       # users' parts: files or modules that call register()
     modules = ["my_parts.py"]     # (see notmiwae.inference.user_parts)
@@ -52,8 +54,9 @@ SECTIONS = {
     "training": {"iterations": "iterations", "batch_size": "batch_size",
                  "num_particles": "num_particles", "learning_rate": "learning_rate",
                  "init": "init", "seed": "random_state", "device": "device",
-                 "compile": "compile"},
-    "imputation": {"num_samples": "num_samples", "estimator": "estimator"},
+                 "compile": "compile", "replicas": "replicas"},
+    "imputation": {"num_samples": "num_samples", "estimator": "estimator",
+                   "ensemble": "ensemble"},
 }
 
 

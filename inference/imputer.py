@@ -27,7 +27,8 @@ from sklearn.base import BaseEstimator, OneToOneFeatureMixin, TransformerMixin
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from notmiwae.models.registry import ModelConfig
+from notmiwae.models.program import NotMIWAE
+from notmiwae.models.registry import ModelConfig, build_model
 
 from .checks import (
     correlation_table,
@@ -39,7 +40,7 @@ from .checks import (
     to_markdown,
 )
 from .device import default_device
-from .imputation import ESTIMATORS, impute, multiple_impute
+from .imputation import ENSEMBLES, ESTIMATORS, impute, multiple_impute
 from .tables import DataError, atomic_path, write_csv, write_text
 from .training import INITS, TrainConfig, fit, read_checkpoint, save_checkpoint
 
@@ -163,6 +164,13 @@ def _check_saved_imputer(path: str | Path) -> None:
                          f"format {IMPUTER_FORMAT}: fit the imputer again with this version")
 
 
+def _rebuilt(config: ModelConfig, state: dict, device: str | None) -> NotMIWAE:
+    """A program built from ``config`` with the saved ``state``, on ``device``."""
+    program = build_model(config).to(default_device(device))
+    program.load_state_dict(state)
+    return program.eval()
+
+
 def _keeps_global_random_state(method):
     """Run ``method`` seeded by ``random_state`` without touching the caller's global
     Python, NumPy and torch (CPU) generators: their state is restored afterwards."""
@@ -224,18 +232,28 @@ class NotMIWAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         as they were either way.
     verbose : bool or "auto", default="auto"
         A progress bar while training; "auto" shows it from 1,000 iterations on.
+    replicas : int, default=1
+        Train R replicas at once (seeds ``seed_`` .. ``seed_ + R - 1``, as one program,
+        ``notmiwae.inference.replicas``) and impute with all of them: an ensemble.
+    ensemble : {"pooled", "equal"}, default="pooled"
+        How R > 1 replicas impute (``notmiwae.inference.imputation``): "pooled" normalises
+        the R x L importance weights together, a per-row Bayesian model average; "equal"
+        averages the replicas' own imputations. ``sample`` always draws from the pooled
+        posterior.
 
     Attributes
     ----------
     program_ : NotMIWAE
-        The trained Pyro program.
+        The trained Pyro program (with R > 1 replicas, the first).
+    programs_ : list of NotMIWAE
+        All R trained replicas, ``programs_[0] is program_``.
     model_config_ : ModelConfig
         What rebuilds it (saved with it).
     mean_, scale_ : ndarray of shape (n_features_in_,)
         The standardisation of each column (a constant column is only centred).
     seed_ : int
         The seed training used.
-    history_ : ndarray of shape (iterations,)
+    history_ : ndarray of shape (iterations,), or (iterations, R) with R > 1 replicas
         The bound per iteration (mean over the minibatch rows).
     train_seconds_ : float
         Seconds of training.
@@ -268,6 +286,7 @@ class NotMIWAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         "device": [str, torch.device, None],
         "random_state": [Interval(Integral, 0, 2**32 - 1, closed="both"), None],
         "verbose": ["verbose", StrOptions({"auto"})],
+        "replicas": _COUNT, "ensemble": [StrOptions(set(ENSEMBLES))],
     }
 
     def __init__(self, missing: str = "selfmasking_known", decoder: str = "gaussian",
@@ -277,7 +296,8 @@ class NotMIWAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
                  learning_rate: float = 1e-3, init: str = "torch", num_samples: int = 1_000,
                  estimator: str = "mean", device: str | None = None,
                  random_state: int | None = 0, verbose: bool | str = "auto",
-                 compile: bool | str = "auto") -> None:
+                 compile: bool | str = "auto", replicas: int = 1,
+                 ensemble: str = "pooled") -> None:
         self.missing = missing
         self.decoder = decoder
         self.prior = prior
@@ -295,6 +315,8 @@ class NotMIWAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         self.device = device
         self.random_state = random_state
         self.verbose = verbose
+        self.replicas = replicas
+        self.ensemble = ensemble
 
     # -- fitting ---------------------------------------------------------------------------
     @_keeps_global_random_state
@@ -332,8 +354,9 @@ class NotMIWAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         x, mask = self._tensors(values)
         result = fit(self.model_config_, x, mask, train, device=self.device,
                      progress=self._progress(), snapshot=snapshot,
-                     snapshot_every=snapshot_every)
-        self.program_ = result.program
+                     snapshot_every=snapshot_every, replicas=self.replicas)
+        self.programs_ = [result.replica(r) for r in range(self.replicas)]
+        self.program_ = self.programs_[0]
         self.history_ = result.history
         self.train_seconds_ = result.seconds
         return self
@@ -369,20 +392,23 @@ class NotMIWAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         if not np.isnan(values).any():  # nothing to impute
             return values
         x, mask = self._tensors(values)
-        filled = impute(self.program_, x, mask, self.num_samples, self.estimator,
-                        seed=self._seed())
+        filled = impute(self.programs_, x, mask, self.num_samples, self.estimator,
+                        seed=self._seed(), ensemble=self.ensemble)
         return self._original_scale(values, filled)
 
     @_keeps_global_random_state
     def sample(self, X: ArrayLike, m: int = 5) -> list:
-        """m completed data sets (multiple imputation by sampling importance resampling)."""
+        """m completed data sets (multiple imputation by sampling importance resampling;
+        with replicas, from their pooled samples). Warns
+        (``notmiwae.inference.imputation.LowEffectiveSampleSize``) when rows' importance
+        weights cannot give m distinct draws: raise ``num_samples`` then."""
         check_is_fitted(self, "program_")
         values = self._validate(X, reset=False)
         if isinstance(m, bool) or not isinstance(m, Integral) or m < 1:
             raise ValueError(f"m must be a whole number >= 1, got {m!r}")
         if np.isnan(values).any():
             x, mask = self._tensors(values)
-            draws = multiple_impute(self.program_, x, mask, m, self.num_samples,
+            draws = multiple_impute(self.programs_, x, mask, m, self.num_samples,
                                     seed=self._seed())
             completed = [self._original_scale(values, d) for d in draws]
         else:  # nothing to impute: m copies
@@ -465,7 +491,8 @@ class NotMIWAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
                 "mean": torch.as_tensor(self.mean_), "scale": torch.as_tensor(self.scale_),
                 "feature_names": None if names is None else [str(n) for n in names],
                 "history": torch.as_tensor(self.history_), "seed": self.seed_,
-                "output": output})
+                "output": output,
+                "replica_states": [p.state_dict() for p in self.programs_[1:]]})
 
     @classmethod
     def load(cls, path: str | Path, device: str | None = None) -> NotMIWAEImputer:
@@ -476,11 +503,14 @@ class NotMIWAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         _check_saved_imputer(path)
         try:
             program, config, blob = read_checkpoint(str(path), device)
+            others = [_rebuilt(config, state, device)
+                      for state in blob.get("replica_states", [])]
         except (RuntimeError, KeyError, TypeError) as err:  # weights that do not fit
             raise ValueError(f"{path}: the saved weights do not fit the model its "
                              f"configuration builds ({_first_line(err)})") from None
         imputer = cls(**{**blob["imputer_params"], "device": device})
         imputer.model_config_, imputer.program_ = config, program
+        imputer.programs_ = [program, *others]
         imputer.mean_ = blob["mean"].cpu().numpy()
         imputer.scale_ = blob["scale"].cpu().numpy()
         imputer.history_ = blob["history"].cpu().numpy()

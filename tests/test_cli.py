@@ -205,3 +205,21 @@ def test_command_line_flags_override_the_config_file(csv, tmp_path, monkeypatch)
                  "--out", str(tmp_path / "plain")]) == 0
     assert seen["config"].missing == "linear" and seen["config"].decoder == "gaussian"
     assert (seen["train"].iterations, seen["train"].seed) == (50, 3)
+
+
+def test_fit_replicas_makes_an_ensemble_the_config_and_impute_keep(csv, tmp_path):
+    run = tmp_path / "run"
+    assert main(["fit", str(csv), "--index-col", "id", "--iterations", "20", "--replicas",
+                 "2", "--ensemble", "equal", "--out", str(run)]) == 0
+    saved = load_config(run / "config.toml")
+    assert saved["replicas"] == 2 and saved["ensemble"] == "equal"
+    imputer = NotMIWAEImputer.load(run / "imputer.pt")
+    assert len(imputer.programs_) == 2 and imputer.ensemble == "equal"
+    assert (run / "training_curve.png").stat().st_size > 0  # one curve per replica
+    out = tmp_path / "imputed.csv"
+    assert main(["impute", str(csv), "--run", str(run), "--index-col", "id",
+                 "--out", str(out)]) == 0
+    data = pd.read_csv(csv, index_col="id")
+    expected = imputer.transform(data)
+    np.testing.assert_allclose(pd.read_csv(out, index_col="id").to_numpy(), expected,
+                               rtol=1e-6)

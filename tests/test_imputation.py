@@ -156,3 +156,77 @@ def test_predictive_checks_draw_z_and_z_mask_jointly_from_the_posterior():
             assert torch.equal(draws["z_mask"][s, i], z_mask[k, i])
     x_rep, s_rep = checks.replicate(program, x, mask, num_replicates=3, num_samples=30)
     assert x_rep.shape == s_rep.shape == (3, *x.shape)
+
+
+def _hand_weights_and_values(programs, x, mask, L, seed, estimator="sample"):
+    """Per program, in the order the ensemble draws them from one seeded stream: the
+    hand-written log-weights (L, N) and the values averaged (L, N, D)."""
+    pyro.set_rng_seed(seed)
+    out = []
+    with torch.no_grad():
+        for program in programs:
+            _, trace = log_importance_weights(program, x, mask, L)
+            eps_z, eps_x, eps_mask = noise_of(program, x, trace)
+            log_w = reference_log_weights(program, x, mask, eps_z, eps_x, eps_mask)
+            q = program.encoder(x).base_dist
+            p_x = program.decoder(q.loc + q.scale * eps_z)
+            value = p_x.loc if estimator == "mean" else p_x.loc + p_x.scale * eps_x
+            out.append((log_w, value))
+    return out
+
+
+@pytest.mark.parametrize("estimator", ["mean", "sample"])
+def test_a_pooled_ensemble_weighs_programs_by_their_evidence_per_row(estimator):
+    """Pooled: softmax over all R x L hand-written log-weights; equal: the mean of each
+    program's own self-normalised estimate."""
+    programs = [toy_program("selfmasking_known", seed=0), toy_program("linear", seed=1)]
+    x, mask, _ = toy_data()
+    L = 30
+    parts = _hand_weights_and_values(programs, x, mask, L, 5, estimator)
+    log_w = torch.cat([w for w, _ in parts])
+    value = torch.cat([v for _, v in parts])
+    pooled = (torch.softmax(log_w, 0).unsqueeze(-1) * value).sum(0)
+    equal = sum((torch.softmax(w, 0).unsqueeze(-1) * v).sum(0) for w, v in parts) / 2
+    for ensemble, expected in (("pooled", pooled), ("equal", equal)):
+        got = impute(programs, x, mask, L, estimator=estimator, sample_chunk=L, seed=5,
+                     ensemble=ensemble)
+        torch.testing.assert_close(got, torch.where(mask, x, expected), rtol=0, atol=1e-9)
+    # The programs' weights differ per row, so pooling is not the equal average.
+    assert not torch.allclose(pooled[~mask], equal[~mask], atol=1e-3)
+    w = torch.exp(log_w)
+    ess = effective_sample_size(programs, x, mask, L, sample_chunk=L, seed=5)
+    torch.testing.assert_close(ess, w.sum(0) ** 2 / (w ** 2).sum(0), rtol=1e-9, atol=0)
+
+
+def test_a_pooled_ensemble_of_one_program_is_the_single_run():
+    program = toy_program("selfmasking_known")
+    x, mask, _ = toy_data(n=20)
+    for ensemble in ("pooled", "equal"):
+        assert torch.equal(impute([program], x, mask, 60, seed=3, ensemble=ensemble),
+                           impute(program, x, mask, 60, seed=3))
+    assert torch.equal(multiple_impute([program], x, mask, 4, 60, seed=3),
+                       multiple_impute(program, x, mask, 4, 60, seed=3))
+
+
+def test_an_ensemble_of_no_program_or_an_unknown_weighting_is_refused():
+    x, mask, _ = toy_data()
+    with pytest.raises(ValueError, match="at least one program"):
+        impute([], x, mask, 10)
+    with pytest.raises(ValueError, match="ensemble must be one of"):
+        impute(toy_program(), x, mask, 10, ensemble="mixed")
+
+
+def test_multiple_imputation_warns_when_weights_cannot_give_m_distinct_draws():
+    program = toy_program("selfmasking_known")
+    x, mask, _ = toy_data()
+    draws, ess = multiple_impute(program, x, mask, m=5, num_samples=400, seed=0,
+                                 return_ess=True)
+    assert draws.shape == (5, *x.shape) and ess.shape == (len(x),)
+    expected = effective_sample_size(program, x, mask, 400, seed=0)
+    torch.testing.assert_close(ess, expected, rtol=1e-9, atol=0)  # same draws, same weights
+    low = int((ess < 300).sum())
+    assert low > 0  # 300 draws asked: some rows fall short
+    with pytest.warns(imputation.LowEffectiveSampleSize,
+                      match=rf"^{low} of {len(x)} rows have an effective sample size below "
+                            r"the 300 draws asked \(smallest [\d.]+ of 400 importance"):
+        multiple_impute(program, x, mask, m=300, num_samples=400, seed=0)

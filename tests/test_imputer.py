@@ -19,6 +19,7 @@ from notmiwae.inference.checks import (
     observed_fraction,
     replicate,
 )
+from notmiwae.inference.imputation import LowEffectiveSampleSize, impute
 from notmiwae.inference.pooling import rubin_pool
 from tests.conftest import toy_program
 
@@ -253,3 +254,39 @@ def test_random_state_leaves_the_global_generators_alone(frame, fitted):
     assert draws() == expected
     # ... while the imputation itself stays reproducible.
     assert np.array_equal(fitted.transform(frame[1]), fitted.transform(frame[1]))
+
+
+def test_an_imputer_of_replicas_is_an_ensemble_of_the_single_runs(tmp_path):
+    """Replica r is the run with seed random_state + r; with one replica the ensemble is
+    the single run; the pooled and equal ensembles are what impute() computes from the
+    same programs; save/load keeps every replica."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(120, 3)) @ np.array([[1.0, 0.5, 0.2], [0, 1, 0.4], [0, 0, 1]])
+    X[rng.random(X.shape) < 0.2] = np.nan
+    params = dict(iterations=30, num_samples=40, verbose=False, hidden=8)
+    ensemble = NotMIWAEImputer(replicas=2, **params).fit(X)
+    assert len(ensemble.programs_) == 2 and ensemble.program_ is ensemble.programs_[0]
+    assert ensemble.history_.shape == (30, 2)
+    for r in range(2):
+        single = NotMIWAEImputer(random_state=r, **params).fit(X)
+        for a, b in zip(single.program_.parameters(), ensemble.programs_[r].parameters(),
+                        strict=True):
+            torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    one = NotMIWAEImputer(replicas=1, **params).fit(X)
+    assert np.array_equal(one.transform(X), NotMIWAEImputer(**params).fit(X).transform(X))
+    x, mask = ensemble._tensors(X)
+    for weighting in ("pooled", "equal"):
+        ensemble.set_params(ensemble=weighting)
+        expected = impute(ensemble.programs_, x, mask, 40, seed=0, ensemble=weighting)
+        got = ensemble.transform(X)
+        np.testing.assert_allclose(got, ensemble._original_scale(X, expected), rtol=0,
+                                   atol=0)
+    pooled = ensemble.set_params(ensemble="pooled").transform(X)
+    assert not np.allclose(pooled, ensemble.set_params(ensemble="equal").transform(X))
+    ensemble.save(tmp_path / "ensemble.pt")
+    loaded = NotMIWAEImputer.load(tmp_path / "ensemble.pt")
+    assert len(loaded.programs_) == 2 and loaded.get_params()["replicas"] == 2
+    assert np.array_equal(loaded.transform(X), ensemble.transform(X))
+    with pytest.warns(LowEffectiveSampleSize):
+        draws = loaded.sample(X, m=30)
+    assert len(draws) == 30

@@ -263,8 +263,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "an ensemble (default: the config's, else 1)")
     p.add_argument("--ensemble", choices=("pooled", "equal"),
                    help="how R > 1 replicas impute: pooled importance weights (a per-row "
-                   "model average; the default) or equal weights; multiple imputation "
-                   "always draws from the pooled samples")
+                   "model average; the default) or equal weights")
     p.add_argument("--device", help="cpu or cuda (default: cuda when PyTorch sees a GPU)")
     p.add_argument("--out", required=True, metavar="RUN_DIR",
                    help=f"folder for imputer.pt, config.toml, {RUN_FILE} and "

@@ -14,8 +14,8 @@ of two ways. "pooled": the R x L samples, L from each program's own proposal, ke
 unnormalised weights w_rl = p_r(x^o, s, x^m_rl, z_rl) / q_r(z_rl | x^o), normalised over
 all of them; since each program's (1/L) sum_l w_rl estimates its own p_r(x^o, s), this is
 a per-row Bayesian model average with the programs weighed by their evidence for the
-row. "equal": each program's estimate, averaged with weight 1/R. Multiple imputation and
-the effective sample size always use the pooled weights.
+row. "equal": each program's estimate, averaged with weight 1/R (multiple imputation: a
+draw from a program chosen uniformly).
 
 Every function computes on the program's device and returns on the device of ``x``.
 
@@ -279,23 +279,33 @@ def _snis(programs, x, mask, num_samples, chunk, read, y=None) -> torch.Tensor:
 def multiple_impute(program: Programs, x: torch.Tensor, mask: torch.Tensor, m: int = 5,
                     num_samples: int = 10_000, row_batch: int | None = None,
                     sample_chunk: int | None = None, seed: int | None = None,
-                    return_ess: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-    """m completed data sets, shape (m, N, D), by sampling importance resampling; for an
-    ensemble, from the pooled R x L samples.
+                    return_ess: bool = False, ensemble: str = "pooled",
+                    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    """m completed data sets, shape (m, N, D), by sampling importance resampling.
 
-    Warns (:class:`LowEffectiveSampleSize`) when rows' weights have an effective sample
-    size below m; ``return_ess`` also returns each row's (N,), computed from the same
-    weights.
+    For an ensemble of R programs: "pooled" draws from the R x L samples with their pooled
+    weights; "equal" draws each imputation from a replica chosen uniformly, then within
+    its L samples. Warns (:class:`LowEffectiveSampleSize`) when rows' weights have an
+    effective sample size below m; ``return_ess`` also returns each row's (N,), from the
+    same weights (for "equal", Kish's ESS of the mixture's weights w~_rl / R, which is
+    R^2 / sum_r 1 / ESS_r).
     """
     if isinstance(m, bool) or not isinstance(m, Integral) or m < 1:
         raise ValueError(f"m must be a whole number >= 1, got {m!r}")
+    if ensemble not in ENSEMBLES:
+        raise ValueError(f"ensemble must be one of {ENSEMBLES}, got {ensemble!r}")
     programs = _programs(program)
+    groups = [programs] if ensemble == "pooled" else [(p,) for p in programs]
     ess = []
 
     def estimate(xb, mb, rows, chunk):
-        picks, row_ess = _sir(programs, xb, mb, m, num_samples, chunk)
-        ess.append(row_ess)
-        return picks
+        drawn = [_sir(group, xb, mb, m, num_samples, chunk) for group in groups]
+        ess.append(len(groups) ** 2 / sum(1 / row_ess for _, row_ess in drawn))
+        if len(groups) == 1:
+            return drawn[0][0]
+        which = torch.randint(len(groups), (1, m, len(xb), 1), device=xb.device)
+        picks = torch.stack([p for p, _ in drawn])  # (R, m, n, D)
+        return picks.gather(0, which.expand(1, *picks.shape[1:]))[0]
 
     draws = _by_blocks(programs, x, mask, num_samples, row_batch, sample_chunk, seed,
                        estimate, dim=1, fill=True)
@@ -311,7 +321,7 @@ def _warn_low_ess(ess: torch.Tensor, m: int, total: int) -> None:
             f"{low} of {len(ess)} rows have an effective sample size below the {m} draws "
             f"asked (smallest {float(ess.min()):.1f} of {total} importance samples): their "
             "draws repeat a few samples and understate the spread; raise num_samples",
-            LowEffectiveSampleSize, stacklevel=3)
+            LowEffectiveSampleSize, stacklevel=4)
 
 
 def _sir(programs, x, mask, m, num_samples, chunk) -> tuple[torch.Tensor, torch.Tensor]:

@@ -238,8 +238,8 @@ class NotMIWAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     ensemble : {"pooled", "equal"}, default="pooled"
         How R > 1 replicas impute (``notmiwae.inference.imputation``): "pooled" normalises
         the R x L importance weights together, a per-row Bayesian model average; "equal"
-        averages the replicas' own imputations. ``sample`` always draws from the pooled
-        posterior.
+        averages the replicas' own imputations (``sample``: each draw from a replica
+        chosen uniformly).
 
     Attributes
     ----------
@@ -399,7 +399,7 @@ class NotMIWAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     @_keeps_global_random_state
     def sample(self, X: ArrayLike, m: int = 5) -> list:
         """m completed data sets (multiple imputation by sampling importance resampling;
-        with replicas, from their pooled samples). Warns
+        with replicas, as ``ensemble`` says). Warns
         (``notmiwae.inference.imputation.LowEffectiveSampleSize``) when rows' importance
         weights cannot give m distinct draws: raise ``num_samples`` then."""
         check_is_fitted(self, "program_")
@@ -409,7 +409,7 @@ class NotMIWAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         if np.isnan(values).any():
             x, mask = self._tensors(values)
             draws = multiple_impute(self.programs_, x, mask, m, self.num_samples,
-                                    seed=self._seed())
+                                    seed=self._seed(), ensemble=self.ensemble)
             completed = [self._original_scale(values, d) for d in draws]
         else:  # nothing to impute: m copies
             completed = [values.copy() for _ in range(m)]

@@ -230,3 +230,29 @@ def test_multiple_imputation_warns_when_weights_cannot_give_m_distinct_draws():
                       match=rf"^{low} of {len(x)} rows have an effective sample size below "
                             r"the 300 draws asked \(smallest [\d.]+ of 400 importance"):
         multiple_impute(program, x, mask, m=300, num_samples=400, seed=0)
+
+
+def test_an_equal_ensemble_draws_each_imputation_from_a_replica_chosen_uniformly(
+        monkeypatch):
+    """Two fake programs whose samples are their own index: draws split about evenly,
+    and the ESS is that of the mixture weights, R^2 / sum_r 1 / ESS_r."""
+    n, L = 50, 4
+    log_w = {0: torch.zeros(L, n), 1: torch.log(torch.tensor([0.7, 0.1, 0.1, 0.1]))
+             .unsqueeze(-1).expand(L, n)}
+
+    def chunks(programs, x, *_):
+        for p in programs:
+            yield log_w[p], torch.full((L, n, 1), float(p))
+    monkeypatch.setattr(imputation, "_weighted_chunks", chunks)
+    monkeypatch.setattr(imputation, "_programs", tuple)
+    monkeypatch.setattr(imputation, "_check", lambda programs, x, mask, L: (x, mask))
+    x, mask = torch.zeros(n, 1), torch.zeros(n, 1, dtype=torch.bool)
+    draws, ess = multiple_impute([0, 1], x, mask, m=400, num_samples=L, seed=0,
+                                 ensemble="equal", return_ess=True)
+    assert abs(float(draws.mean()) - 0.5) < 0.02
+    mixture = torch.cat([torch.full((L,), 0.25), torch.tensor([0.7, 0.1, 0.1, 0.1])]) / 2
+    torch.testing.assert_close(ess, torch.full((n,), 1 / float((mixture ** 2).sum())))
+    pooled = multiple_impute([0, 1], x, mask, m=400, num_samples=L, seed=0)
+    # pooled: program 1's weights sum to 1, program 0's to 4, so it draws 1 a fifth of
+    # the time
+    assert abs(float(pooled.mean()) - 0.2) < 0.02

@@ -15,7 +15,7 @@ import torch
 
 from notmiwae.inference.cli import positive_int
 from notmiwae.inference.imputation import impute
-from notmiwae.inference.training import TrainConfig, fit
+from notmiwae.inference.training import FitResult, TrainConfig, fit
 from notmiwae.models.registry import config_from_name
 
 from .baselines import BASELINES, impute_baseline
@@ -154,15 +154,13 @@ def run_group(specs: list[RunSpec], device: str | None = None, progress: bool = 
     return rows
 
 
-def imputed_runs(specs: list[RunSpec], device: str | None = None, progress: bool = False,
-                 snapshots: str | Path | None = None, compile: bool | str = "auto",
-                 snapshot_every: int = 5000) -> Iterator[tuple[np.ndarray, dict]]:
-    """Train a group of runs of one model as replicas (resuming from, and saving to, its
-    snapshot in ``snapshots``), then yield each run's imputed training rows (standardised
-    scale) with its train_seconds (compile_seconds of them), impute_seconds, final_bound
-    (mean bound of the last 1,000 iterations), mask_accuracy (:func:`~.metrics.mask_accuracy`),
-    whether the step was compiled and the iteration training resumed at (0: it did not),
-    in the order of ``specs``."""
+def train_group(specs: list[RunSpec], device: str | None = None, progress: bool = False,
+                snapshots: str | Path | None = None, compile: bool | str = "auto",
+                snapshot_every: int = 5000) -> tuple[FitResult, torch.Tensor, torch.Tensor]:
+    """Train a group of runs of one model as replicas, resuming from (and saving to) its
+    snapshot in ``snapshots``; a snapshot of the finished training is reloaded without
+    training. Returns the fit and the data it trained on: x (missing entries 0) and mask,
+    float32 and bool, on the standardised scale."""
     first = specs[0]
     x, mask = prepare(first.dataset, first.offset)
     config = config_from_name(first.model, n_features=x.shape[1])
@@ -175,6 +173,20 @@ def imputed_runs(specs: list[RunSpec], device: str | None = None, progress: bool
                  replicas=len(specs),
                  snapshot=None if snapshots is None else snapshot_path(snapshots, specs),
                  snapshot_every=snapshot_every)
+    return result, xt, mt
+
+
+def imputed_runs(specs: list[RunSpec], device: str | None = None, progress: bool = False,
+                 snapshots: str | Path | None = None, compile: bool | str = "auto",
+                 snapshot_every: int = 5000) -> Iterator[tuple[np.ndarray, dict]]:
+    """Train a group of runs of one model as replicas (:func:`train_group`), then yield
+    each run's imputed training rows (standardised scale) with its train_seconds
+    (compile_seconds of them), impute_seconds, final_bound (mean bound of the last 1,000
+    iterations), mask_accuracy (:func:`~.metrics.mask_accuracy`), whether the step was
+    compiled and the iteration training resumed at (0: it did not), in the order of
+    ``specs``."""
+    result, xt, mt = train_group(specs, device, progress, snapshots, compile, snapshot_every)
+    x, mask = prepare(specs[0].dataset, specs[0].offset)
     history = result.history.reshape(len(result.history), -1)
     for r, spec in enumerate(specs):
         start = time.perf_counter()
@@ -186,5 +198,5 @@ def imputed_runs(specs: list[RunSpec], device: str | None = None, progress: bool
             "impute_seconds": time.perf_counter() - start,
             "final_bound": float(history[-min(1000, len(history)):, r].mean()),
             "mask_accuracy": mask_accuracy(program, x, mask),
-            "compiled": train.compiles(),
+            "compiled": result.train_config.compiles(),
             "resumed_from": result.resumed_from}

@@ -1,0 +1,89 @@
+"""Interval, coverage, CRPS and Rubin arithmetic of the coverage study, by hand."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from notmiwae.experiments import coverage, coverage_report
+from notmiwae.experiments.calibration import (
+    central_interval,
+    crps,
+    interval_scores,
+    pooled_column_means,
+)
+
+
+def test_central_interval_is_the_quantiles_at_both_tails():
+    draws = np.arange(11.0).reshape(11, 1)  # 0, 1, ..., 10
+    lo, hi = central_interval(draws, 0.5)
+    assert (lo[0], hi[0]) == (2.5, 7.5)  # quantiles 0.25 and 0.75, linear interpolation
+    lo, hi = central_interval(draws, 0.9)
+    assert (lo[0], hi[0]) == pytest.approx((0.5, 9.5))
+    with pytest.raises(ValueError, match="strictly between 0 and 1"):
+        central_interval(draws, 1.0)
+
+
+def test_coverage_counts_truths_inside_with_ends_included_and_width_is_the_mean():
+    # two entries; 5 draws each: entry 0 draws 0..4, entry 1 draws 0..8 step 2
+    draws = np.stack([np.arange(5.0), 2 * np.arange(5.0)], axis=1)
+    # 50%: entry 0 [1, 3], entry 1 [2, 6]; truth 3 is on the upper end, 7 outside
+    scores = interval_scores(draws, np.array([3.0, 7.0]), levels=[0.5])
+    assert scores == [{"nominal": 0.5, "coverage": 0.5, "width": 3.0}]
+    assert interval_scores(draws, np.array([1.0, 2.0]), levels=[0.5])[0]["coverage"] == 1.0
+
+
+def test_crps_of_the_empirical_distribution_against_its_integral():
+    rng = np.random.default_rng(0)
+    draws, truth = rng.normal(size=(7, 3)), np.array([-0.3, 0.1, 2.5])
+    grid = np.linspace(-8, 8, 400_001)
+    for j in range(3):
+        cdf = (draws[:, j][:, None] <= grid).mean(0)
+        integral = np.trapezoid((cdf - (grid >= truth[j])) ** 2, grid)
+        assert crps(draws, truth)[j] == pytest.approx(integral, abs=1e-4)
+    # the pair form, written out
+    pairs = np.abs(draws[:, None, :] - draws[None, :, :]).sum((0, 1))
+    direct = np.abs(draws - truth).mean(0) - pairs / (2 * 7**2)
+    np.testing.assert_allclose(crps(draws, truth), direct, rtol=1e-12)
+    # one draw: the absolute error
+    np.testing.assert_allclose(crps(draws[:1], truth), np.abs(draws[0] - truth))
+
+
+def test_rubin_column_means_by_hand():
+    rng = np.random.default_rng(1)
+    completed = rng.normal(size=(4, 30, 2))  # m = 4 data sets of 30 rows
+    got = pooled_column_means(completed, level=0.9)
+    for j, row in enumerate(got):
+        q = completed[:, :, j].mean(1)
+        u = completed[:, :, j].var(1, ddof=1) / 30
+        b, ubar = q.var(ddof=1), u.mean()
+        t = ubar + (1 + 1 / 4) * b
+        df = 3 * (1 + ubar / ((1 + 1 / 4) * b)) ** 2
+        half = stats.t.ppf(0.95, df) * np.sqrt(t)
+        assert row["estimate"] == pytest.approx(q.mean())
+        assert row["se"] == pytest.approx(np.sqrt(t)) and row["df"] == pytest.approx(df)
+        assert (row["lo"], row["hi"]) == pytest.approx((q.mean() - half, q.mean() + half))
+
+
+def test_the_coverage_study_scores_every_run_and_renders(tmp_path):
+    out = tmp_path / "cov"
+    args = ["--datasets", "banknote", "--models", "notmiwae:selfmasking_known,mice",
+            "--seeds", "2", "--iterations", "20", "--impute-samples", "30", "--draws", "8",
+            "--ensembles", "--out", str(out)]
+    assert coverage.main(args) == 0
+    runs = pd.read_csv(out / "runs.csv")
+    assert sorted(zip(runs["model"], runs["ensemble"], runs["seed"], strict=True)) == [
+        ("mice", "none", 0), ("mice", "none", 1),
+        ("notmiwae:selfmasking_known", "equal", 0), ("notmiwae:selfmasking_known", "none", 0),
+        ("notmiwae:selfmasking_known", "none", 1), ("notmiwae:selfmasking_known", "pooled", 0)]
+    summary = pd.read_csv(out / "summary.csv")
+    assert {"dataset", "model", "seed", "nominal", "coverage", "width", "crps"} <= set(summary)
+    assert len(summary) == 6 * 3 and summary["coverage"].between(0, 1).all()
+    # wider intervals cover at least as much
+    for _, run in summary.groupby(["model", "ensemble", "seed"]):
+        assert run.sort_values("nominal")["coverage"].is_monotonic_increasing
+    assert (out / "trained").is_dir()  # the trained group, kept for reuse
+    assert coverage.main(args) == 0  # everything done: nothing runs again
+    assert len(pd.read_csv(out / "runs.csv")) == 6
+    text = coverage_report.render(out)
+    assert "| banknote | mice | none |" in text and (out / "coverage.png").stat().st_size

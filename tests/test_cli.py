@@ -183,12 +183,14 @@ def test_command_line_flags_override_the_config_file(csv, tmp_path, monkeypatch)
     config = tmp_path / "model.toml"
     config.write_text('[model]\nmissing = "linear"\nhidden = 8\nlatent_dim = 1\n'
                       '[training]\niterations = 50\nseed = 3\nbatch_size = 4\n'
+                      'compile = true\n'
                       '[imputation]\nnum_samples = 7\nestimator = "sample"\n')
     run = tmp_path / "run"
     assert main(["fit", str(csv), "--index-col", "id", "--config", str(config),
                  "--model", "notmiwae-ppca:selfmasking", "--iterations", "9", "--seed", "11",
-                 "--device", "cpu", "--out", str(run)]) == 0
+                 "--device", "cpu", "--no-compile", "--out", str(run)]) == 0
     model, train = seen["config"], seen["train"]
+    assert train.compile is False  # --no-compile over the file's compile = true
     assert (model.missing, model.decoder) == ("selfmasking", "linear-gaussian")  # --model
     assert (model.hidden, model.latent_dim) == (8, 1)  # from the file
     assert (train.iterations, train.seed, train.batch_size) == (9, 11, 4)
@@ -205,12 +207,15 @@ def test_command_line_flags_override_the_config_file(csv, tmp_path, monkeypatch)
                  "--out", str(tmp_path / "plain")]) == 0
     assert seen["config"].missing == "linear" and seen["config"].decoder == "gaussian"
     assert (seen["train"].iterations, seen["train"].seed) == (50, 3)
+    assert seen["train"].compile is True
 
 
 def test_fit_replicas_makes_an_ensemble_the_config_and_impute_keep(csv, tmp_path):
+    config = tmp_path / "model.toml"  # the flags override the file
+    config.write_text('[training]\nreplicas = 3\n[imputation]\nensemble = "pooled"\n')
     run = tmp_path / "run"
-    assert main(["fit", str(csv), "--index-col", "id", "--iterations", "20", "--replicas",
-                 "2", "--ensemble", "equal", "--out", str(run)]) == 0
+    assert main(["fit", str(csv), "--index-col", "id", "--iterations", "20", "--config",
+                 str(config), "--replicas", "2", "--ensemble", "equal", "--out", str(run)]) == 0
     saved = load_config(run / "config.toml")
     assert saved["replicas"] == 2 and saved["ensemble"] == "equal"
     imputer = NotMIWAEImputer.load(run / "imputer.pt")

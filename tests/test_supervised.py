@@ -163,7 +163,8 @@ def test_joint_training_fits_y_and_needs_it():
     train = TrainConfig(iterations=800, batch_size=16, num_particles=5, learning_rate=5e-3)
     result = fit(config, x * mask, mask, train, progress=False, y=y)
     pred = predict_target(result.program, x * mask, mask, 50, seed=0)
-    assert ((pred - y) ** 2).mean() < 0.3 * y.var()
+    # measured 0.015 against var(y) = 4.3; leaving out x1 alone would cost about 1
+    assert ((pred - y) ** 2).mean() < 0.02 * y.var()
     with pytest.raises(ValueError, match="trains on y"):
         fit(config, x * mask, mask, train, progress=False)
 

@@ -12,6 +12,7 @@ from notmiwae.inference.imputation import impute
 from notmiwae.inference.snapshots import Minibatches
 from notmiwae.inference.training import TrainConfig, fit, load_checkpoint
 from notmiwae.models import ModelConfig
+from notmiwae.models.registry import config_from_name
 from tests.conftest import toy_data
 
 
@@ -63,17 +64,26 @@ def test_checkpoint_errors_are_clear(tmp_path):
         load_checkpoint(str(tmp_path / "other.pt"))
 
 
-def test_short_training_on_banknote_beats_mean_imputation():
+def test_short_training_on_banknote_learns_the_missing_process():
+    """The PPCA-like pair, same seed, 1,500 iterations: the model of p(s | x) imputes far
+    better than the same model ignoring it (measured 1.02 against 1.42; the paper, at
+    100,000 iterations: 0.57 against 1.39), which beats the column means (1.73). A
+    program that dropped or mis-signed p(s | x) lands near the ignorable one."""
     x, mask = prepare("banknote")
     xt = torch.tensor(np.where(mask, x, 0.0), dtype=torch.float32)
     mt = torch.tensor(mask)
-    result = fit(ModelConfig(n_features=4, missing="selfmasking_known"), xt, mt,
-                 TrainConfig(iterations=1500, seed=0), progress=False)
-    imputed = impute(result.program, xt, mt, 200, seed=0).double().numpy()
-    rmse = rmse_missing(x, imputed, mask)
+
+    def rmse_of(name: str) -> float:
+        result = fit(config_from_name(name, n_features=4), xt, mt,
+                     TrainConfig(iterations=1500, seed=0), progress=False)
+        return rmse_missing(x, impute(result.program, xt, mt, 200, seed=0).double().numpy(),
+                            mask)
+
+    mnar, ignorable = rmse_of("notmiwae-ppca:selfmasking_known"), rmse_of("ppca")
     mean_rmse = rmse_missing(x, impute_baseline("mean", np.where(mask, x, np.nan)), mask)
     assert mean_rmse == pytest.approx(1.726, abs=1e-3)
-    assert rmse < 0.85 * mean_rmse, rmse
+    assert ignorable < 0.9 * mean_rmse, ignorable
+    assert mnar < ignorable - 0.25, (mnar, ignorable)
 
 
 def test_bad_configurations_are_named():

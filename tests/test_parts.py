@@ -442,3 +442,92 @@ def test_log_weights_of_a_small_program_by_hand():
                 + np.where(mask, normal_log_pdf(x, loc, 0.6), 0).sum(-1)
                 + (mask * logits - np.logaddexp(0, logits)).sum(-1))
     close(log_w, expected, atol=1e-9)
+
+
+@pytest.mark.parametrize("decoder, missing, latent_mask, target", [
+    ("gaussian", "linear", False, False),
+    ("studentt", "selfmasking_known", False, True),
+    ("gaussian", "selfmasking", True, False),
+    ("gaussian", "linear", True, True),
+])
+def test_log_weights_of_deep_masked_and_supervised_programs_by_hand(decoder, missing,
+                                                                    latent_mask, target):
+    """log w = log p(x^o | z) + log p(s | x, z_mask) + log p(z) - log q(z | x^o)
+    [+ log p(z_mask) - log q(z_mask | x^o)] [+ log p(y | x)], every network evaluated in
+    numpy from weights set here: a bug inside a part, or in how the program composes the
+    parts, changes the program's weights but not these."""
+    from scipy import stats
+
+    from notmiwae.inference.importance import log_importance_weights
+
+    r = rng(29)
+    d, latent, hidden = 3, 2, 5
+    program = build_model(ModelConfig(n_features=d, latent_dim=latent, hidden=hidden,
+                                      decoder=decoder, missing=missing,
+                                      latent_mask=latent_mask, target=target)).double()
+
+    def encoder(part):  # q(. | x^o): (mean, sd) as numpy functions of x
+        h = random_trunk(part.trunk, d, hidden, r)
+        wl, bl = random_dense(part.loc, hidden, latent, r)
+        wv, bv = random_dense(part.logvar, hidden, latent, r)
+        return lambda x: (dense(h(x), wl, bl),
+                          np.exp(0.5 * np.clip(dense(h(x), wv, bv), -10, 10)))
+
+    q_z = encoder(program.encoder)
+    h_d = random_trunk(program.decoder.trunk, latent, hidden, r)
+    w_loc, b_loc = random_dense(program.decoder.loc, hidden, d, r)
+    w_sc, b_sc = random_dense(program.decoder.scale, hidden, d, r)
+    if decoder == "studentt":
+        w_df, b_df = random_dense(program.decoder.df, hidden, d, r)
+    if latent_mask:
+        q_zm = encoder(program.latent_mask.encoder)
+        h_m = random_trunk(program.latent_mask.effect[0], latent, hidden, r)
+        w_m, b_m = random_dense(program.latent_mask.effect[1], hidden, d, r)
+    if missing == "linear":
+        w_s, b_s = random_dense(program.missingness.dense, d, d, r)
+    else:
+        ws, bs = r.normal(size=d), r.normal(size=d)
+        put(program.missingness.weight, ws)
+        put(program.missingness.bias, bs)
+        if latent_mask:
+            gain = r.normal(size=d)
+            put(program.missingness.gain, gain)
+    if target:
+        units = program.regressor.hidden.weight.shape[-2]  # its own width
+        w_h, b_h = random_dense(program.regressor.hidden, d, units, r)
+        w_o, b_o = random_dense(program.regressor.out, units, 1, r)
+        put(program.regressor.raw_scale, [0.4])
+    x = r.normal(size=(5, d))
+    mask = np.array([[1, 1, 1], [1, 0, 1], [0, 0, 1], [0, 0, 0], [0, 1, 0]], dtype=bool)
+    x = np.where(mask, x, 0.0)
+    y = r.normal(size=(5, 1))
+    with torch.no_grad():
+        log_w, trace = log_importance_weights(program, tensor(x), torch.as_tensor(mask), 6,
+                                              y=tensor(y) if target else None)
+    z = trace.nodes["z"]["value"].squeeze(-2).numpy()  # (K, N, latent)
+    x_full = np.where(mask, x, trace.nodes["x_unobserved"]["value"].numpy())
+    h = h_d(z)
+    loc, scale = dense(h, w_loc, b_loc), softplus(dense(h, w_sc, b_sc)) + 1e-3
+    if decoder == "studentt":
+        log_p_x = stats.t.logpdf(x, 3 + softplus(dense(h, w_df, b_df)), loc, scale)
+    else:
+        log_p_x = normal_log_pdf(x, loc, scale)
+    mu, sd = q_z(x)
+    expected = (normal_log_pdf(z, 0, 1).sum(-1) - normal_log_pdf(z, mu, sd).sum(-1)
+                + np.where(mask, log_p_x, 0).sum(-1))
+    shift = 0.0
+    if latent_mask:
+        zm = trace.nodes["z_mask"]["value"].squeeze(-2).numpy()
+        mu_m, sd_m = q_zm(x)
+        expected += normal_log_pdf(zm, 0, 1).sum(-1) - normal_log_pdf(zm, mu_m, sd_m).sum(-1)
+        shift = dense(h_m(zm), w_m, b_m)
+    if missing == "linear":
+        logits = dense(x_full + shift, w_s, b_s)
+    else:
+        slope = softplus(ws) if missing == "selfmasking_known" else ws
+        logits = -slope * (x_full - bs) + (gain * shift if latent_mask else 0.0)
+    expected += (mask * logits - np.logaddexp(0, logits)).sum(-1)
+    if target:
+        f = dense(np.maximum(dense(x_full, w_h, b_h), 0), w_o, b_o)
+        expected += normal_log_pdf(y, f, softplus(0.4) + 1e-3).sum(-1)
+    close(log_w, expected, atol=1e-9)

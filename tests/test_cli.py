@@ -210,7 +210,7 @@ def test_command_line_flags_override_the_config_file(csv, tmp_path, monkeypatch)
     assert seen["train"].compile is True
 
 
-def test_fit_replicas_makes_an_ensemble_the_config_and_impute_keep(csv, tmp_path):
+def test_fit_replicas_makes_an_ensemble_the_config_and_impute_keep(csv, tmp_path, capsys):
     config = tmp_path / "model.toml"  # the flags override the file
     config.write_text('[training]\nreplicas = 3\n[imputation]\nensemble = "pooled"\n')
     run = tmp_path / "run"
@@ -228,3 +228,10 @@ def test_fit_replicas_makes_an_ensemble_the_config_and_impute_keep(csv, tmp_path
     expected = imputer.transform(data)
     np.testing.assert_allclose(pd.read_csv(out, index_col="id").to_numpy(), expected,
                                rtol=1e-6)
+    capsys.readouterr()
+    many = tmp_path / "many.csv"
+    assert main(["impute", str(csv), "--run", str(run), "--index-col", "id",
+                 "--out", str(many), "--multiple", "400"]) == 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("notmiwae impute: warning: ")
+    assert "effective sample size below the 400 draws asked" in err[0]

@@ -16,6 +16,8 @@ import pandas as pd
 from notmiwae.inference.checks import to_markdown
 from notmiwae.inference.tables import atomic_path, write_text
 
+from .protocol import prepare
+
 KEY = ["dataset", "model", "ensemble", "seed"]
 
 
@@ -54,8 +56,14 @@ def coverage_table(summary: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def means_table(means: pd.DataFrame) -> pd.DataFrame:
-    """Per (data set, model, ensemble): the share of (column, seed) pairs whose 95% Rubin
-    interval covers the complete-data column mean, and the mean interval width."""
+    """Per (data set, model, ensemble), over the columns with missing entries (a complete
+    column's interval is the complete data's own and covers its mean by construction):
+    the share of (column, seed) pairs whose 95% Rubin interval covers the complete-data
+    column mean, and the mean interval width."""
+    incomplete = {d: set(np.flatnonzero(~prepare(d)[1].all(0)))
+                  for d in means["dataset"].unique()}
+    means = means[[c in incomplete[d] for d, c in zip(means["dataset"], means["column"],
+                                                      strict=True)]]
     means = means.assign(width=means["hi"] - means["lo"])
     return (means.groupby(["dataset", "model", "ensemble"], sort=False)
             .agg(covered=("covers", "mean"), intervals=("covers", "size"),
@@ -95,8 +103,9 @@ def render(out: Path) -> str:
         "## Intervals for the missing entries\n\nCentral intervals of the m draws of each "
         "missing entry, standardised scale; mean ± s.e. over seeds (`summary.csv`).\n\n"
         + to_markdown(coverage_table(summary, runs)),
-        "## Rubin's pooled column means\n\nShare of (column, seed) pairs whose 95% "
-        "interval covers the complete-data mean (`means.csv`).\n\n"
+        "## Rubin's pooled column means\n\nOver the columns with missing entries: the "
+        "share of (column, seed) pairs whose 95% interval covers the complete-data mean, "
+        "and the intervals' mean width (`means.csv`).\n\n"
         + to_markdown(means_table(means)),
         "![coverage against nominal level](coverage.png)\n"])
     write_text(text, out / "README.md")

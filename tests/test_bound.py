@@ -112,3 +112,51 @@ def test_latent_mask_terms_are_counted():
     torch.testing.assert_close(log_w, reference_log_weights(program, x, mask,
                                                             *noise_of(program, x, trace)))
     assert ratio.abs().min() > 1e-3  # so a bound without it would fail the test above
+
+
+@pytest.mark.parametrize("target", [False, True])
+def test_noise_drawn_ahead_is_the_single_runs_own_draws_for_every_input_shape(target):
+    """ReplicatedLogWeights.noise (what the compiled step and replicas feed the program):
+    fed back through FixedNoise it gives exactly the log-weights of the run drawing from
+    the same generator as it goes; a new input shape (a smaller last batch, y given or
+    not) gets noise of its own shape."""
+    from notmiwae.inference.importance import ReplicatedLogWeights
+    from notmiwae.inference.noise import FixedNoise
+    from notmiwae.models import ModelConfig, build_model
+
+    torch.manual_seed(0)
+    program = build_model(ModelConfig(n_features=5, missing="linear", hidden=8,
+                                      latent_mask=True, target=target)).double()
+    ahead = ReplicatedLogWeights(program, 4, [torch.Generator().manual_seed(3)])
+    going = torch.Generator().manual_seed(3)
+    for n in (9, 6, 9):
+        x, mask, _ = toy_data(n=n)
+        y = torch.randn(n, 1, dtype=x.dtype) if target else None
+        eps = ahead.noise(x[None], mask[None], None if y is None else y[None])
+        with torch.no_grad(), FixedNoise({k: v[0] for k, v in eps.items()}):
+            fed, _ = log_importance_weights(program, x, mask, 4, y=y)
+        with torch.no_grad():
+            expected, _ = log_importance_weights(program, x, mask, 4, noise=going, y=y)
+        torch.testing.assert_close(fed, expected, rtol=0, atol=0)
+
+
+def test_replicated_log_weights_are_each_replicas_single_run():
+    """R = 2 stacked replicas in one batched pass: replica r's log-weights are those of
+    replica r run alone with its own generator and its own rows."""
+    from notmiwae.inference.importance import ReplicatedLogWeights
+    from notmiwae.inference.replicas import select
+    from notmiwae.inference.training import init_program
+    from notmiwae.models import ModelConfig
+
+    config = ModelConfig(n_features=5, missing="selfmasking", hidden=8, latent_mask=True)
+    stacked = init_program(config, [3, 4], torch.device("cpu")).double()
+    together = ReplicatedLogWeights(stacked, 6, [torch.Generator().manual_seed(s)
+                                                 for s in (3, 4)])
+    x0, m0, _ = toy_data(n=7, seed=0)
+    x1, m1, _ = toy_data(n=7, seed=1)
+    with torch.no_grad():
+        log_w = together(torch.stack([x0, x1]), torch.stack([m0, m1]))
+        for r, (x, m) in enumerate(((x0, m0), (x1, m1))):
+            alone, _ = log_importance_weights(select(stacked, r), x, m, 6,
+                                              noise=torch.Generator().manual_seed(3 + r))
+            torch.testing.assert_close(log_w[r], alone, rtol=1e-10, atol=1e-10)

@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import time
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -43,11 +44,12 @@ from sklearn.impute import IterativeImputer
 
 from notmiwae.inference.cli import positive_int
 from notmiwae.inference.imputation import LowEffectiveSampleSize, impute, multiple_impute
+from notmiwae.inference.tables import write_csv
 
 from .calibration import crps, interval_scores, pooled_column_means
 from .engines import compile_setting
 from .metrics import rmse_missing
-from .outputs import append_rows, log_command
+from .outputs import append_rows, check_settings, log_command
 from .protocol import (
     RunSpec,
     add_protocol_options,
@@ -82,6 +84,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--device", default=None)
     p.add_argument("--out", required=True)
     args = p.parse_args(argv)
+    if args.draws < 2:
+        p.error("--draws must be at least 2 (Rubin's rules pool two or more imputations)")
     args.datasets, args.models = split_list(args.datasets), split_list(args.models)
     check_names(p, args.datasets, [m for m in args.models if m != "mice"], trained_only=True)
     return args
@@ -110,24 +114,39 @@ def mice_draws(x: np.ndarray, mask: np.ndarray, m: int, seed: int) -> np.ndarray
                      for i in range(m)])
 
 
-def trained_rows(specs: list[RunSpec], args: argparse.Namespace, trained: Path):
-    """Yield (key, draws (m, N, D), facts) per run of a trained group, then, with
-    --ensembles, for its pooled and equal ensembles."""
+def trained(specs: list[RunSpec], args: argparse.Namespace, folders: list[Path]):
+    """The group trained, from the first of ``folders`` whose kept state of it has these
+    settings (reloaded, not trained again), else trained and kept in the last."""
+    for folder in folders[:-1]:
+        try:
+            return train_group(specs, args.device, False, folder, compile_setting(args))
+        except ValueError as err:  # kept with other settings (init, batch, K, device)
+            print(f"not reusing {folder}: {err}", flush=True)
+    return train_group(specs, args.device, False, folders[-1], compile_setting(args))
+
+
+def trained_rows(specs: list[RunSpec], args: argparse.Namespace, folders: list[Path],
+                 seen: set) -> Iterator[tuple[dict, np.ndarray, dict]]:
+    """Yield (key, draws (m, N, D), facts) per run of a trained group not yet ``seen``,
+    then, with --ensembles, for its pooled and equal ensembles."""
     x, mask = prepare(specs[0].dataset)
-    result, xt, mt = train_group(specs, args.device, False, trained, compile_setting(args))
+    result, xt, mt = trained(specs, args, folders)
     programs = [result.replica(r) for r in range(len(specs))]
     members = [(spec, [program], SINGLE) for spec, program in zip(specs, programs, strict=True)]
     if args.ensembles and len(specs) > 1:
         members += [(specs[0], programs, how) for how in ("pooled", "equal")]
     for spec, group, how in members:
+        if (spec.dataset, spec.model, how, spec.seed) in seen:
+            continue
         start = time.perf_counter()
+        weighting = "pooled" if how == SINGLE else how
         with warnings.catch_warnings():  # recorded instead: ess_below_m
             warnings.simplefilter("ignore", LowEffectiveSampleSize)
             draws, ess = multiple_impute(group, xt, mt, args.draws, spec.impute_samples,
                                          seed=spec.seed, return_ess=True,
-                                         ensemble=how if how != SINGLE else "pooled")
+                                         ensemble=weighting)
         single = impute(group, xt, mt, spec.impute_samples, seed=spec.seed,
-                        ensemble=how if how != SINGLE else "pooled")
+                        ensemble=weighting)
         rows = ess[~mt.all(1)].cpu().double().numpy()  # rows with something to impute
         key = {"dataset": spec.dataset, "model": spec.model, "ensemble": how,
                "seed": spec.seed, "replicas": len(group)}
@@ -141,13 +160,12 @@ def trained_rows(specs: list[RunSpec], args: argparse.Namespace, trained: Path):
 
 
 def run(args: argparse.Namespace) -> None:
+    """Score every (data set, model, seed) and ensemble not yet in OUT/runs.csv."""
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    trained = Path(args.trained) if args.trained else out / "trained"
-    runs_path = out / "runs.csv"
-    done = pd.read_csv(runs_path) if runs_path.exists() else pd.DataFrame()
-    seen = set() if done.empty else set(zip(done["dataset"], done["model"], done["ensemble"],
-                                            done["seed"], strict=True))
+    folders = [out / "trained"]  # OUT/trained last: where groups trained here are kept
+    if args.trained and Path(args.trained).resolve() != folders[0].resolve():
+        folders.insert(0, Path(args.trained))
+    seen = _finished(out)
     common = {"iterations": args.iterations, "impute_samples": args.impute_samples,
               "draws": args.draws}
     for dataset in args.datasets:
@@ -174,15 +192,34 @@ def run(args: argparse.Namespace) -> None:
             if all(w in seen for w in wanted):
                 continue
             for group in group_replicas(specs, args.seeds):
-                for key, draws, facts in trained_rows(group, args, trained):
-                    if tuple(key[k] for k in ("dataset", "model", "ensemble", "seed")) \
-                            not in seen:
-                        _keep(out, x, mask, draws, key, {**facts, **common})
-                        print(f"{dataset} {model} {key['ensemble']} seed {key['seed']}: "
-                              f"RMSE {facts['rmse']:.3f}", flush=True)
+                for key, draws, facts in trained_rows(group, args, folders, seen):
+                    _keep(out, x, mask, draws, key, {**facts, **common})
+                    print(f"{dataset} {model} {key['ensemble']} seed {key['seed']}: "
+                          f"RMSE {facts['rmse']:.3f}", flush=True)
 
 
-def _keep(out: Path, x, mask, draws, key: dict, facts: dict) -> None:
+KEY = ["dataset", "model", "ensemble", "seed"]
+
+
+def _finished(out: Path) -> set:
+    """The keys of the runs in OUT/runs.csv. Rows of summary.csv and means.csv that a run
+    stopped before its runs.csv row left behind are dropped (it runs again)."""
+    if not (out / "runs.csv").exists():
+        return set()
+    done = pd.read_csv(out / "runs.csv")
+    keys = set(zip(*(done[k] for k in KEY), strict=True))
+    for name in ("summary.csv", "means.csv"):
+        path = out / name
+        if path.exists():
+            rows = pd.read_csv(path)
+            kept = rows[[k in keys for k in zip(*(rows[c] for c in KEY), strict=True)]]
+            if len(kept) < len(rows):
+                write_csv(kept, path, index=False)
+    return keys
+
+
+def _keep(out: Path, x: np.ndarray, mask: np.ndarray, draws: np.ndarray, key: dict,
+          facts: dict) -> None:
     """Append the run's summary, means and facts (runs.csv last: it marks the run done)."""
     summary, means, run_facts = score(x, mask, draws, key)
     for row in summary:
@@ -194,8 +231,10 @@ def _keep(out: Path, x, mask, draws, key: dict, facts: dict) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    Path(args.out).mkdir(parents=True, exist_ok=True)
-    log_command(Path(args.out), "notmiwae.experiments.coverage", argv)
+    out = Path(args.out)
+    check_settings(out, {"iterations": args.iterations, "impute_samples": args.impute_samples,
+                         "draws": args.draws, "init": args.init}, {})
+    log_command(out, "notmiwae.experiments.coverage", argv)
     torch.set_num_threads(1)
     run(args)
     return 0

@@ -71,6 +71,8 @@ def means_table(means: pd.DataFrame) -> pd.DataFrame:
 
 
 def plot(summary: pd.DataFrame, path: Path) -> None:
+    """Coverage of the true values against the nominal level, mean over seeds: a line
+    per model (and ensemble), a panel per data set, the diagonal dotted."""
     from notmiwae.inference.checks import pyplot
 
     plt = pyplot()
@@ -94,6 +96,7 @@ def plot(summary: pd.DataFrame, path: Path) -> None:
 
 
 def render(out: Path) -> str:
+    """Write OUT/README.md and OUT/coverage.png from the study's CSVs; return the text."""
     runs, summary, means = load(out)
     settings = runs[["iterations", "impute_samples", "draws"]].drop_duplicates()
     text = "\n\n".join([
@@ -105,7 +108,10 @@ def render(out: Path) -> str:
         + to_markdown(coverage_table(summary, runs)),
         "## Rubin's pooled column means\n\nOver the columns with missing entries: the "
         "share of (column, seed) pairs whose 95% interval covers the complete-data mean, "
-        "and the intervals' mean width (`means.csv`).\n\n"
+        "and the intervals' mean width (`means.csv`). The intervals (Rubin's total variance, "
+        "within plus between imputations) are for the population mean, so as intervals "
+        "for this data set's own mean they are conservative: the within part is sampling "
+        "variance that the complete data's mean does not have.\n\n"
         + to_markdown(means_table(means)),
         "![coverage against nominal level](coverage.png)\n"])
     write_text(text, out / "README.md")

@@ -35,7 +35,7 @@ def summary(runs: pd.DataFrame) -> pd.DataFrame:
     grouped = runs.groupby(keys, sort=False)
     out = grouped.agg(missing_rate=("missing_rate", "mean"), rmse=("rmse", "mean"),
                       sd=("rmse", "std"), n=("rmse", "size")).reset_index()
-    out["se"] = (out.pop("sd") / np.sqrt(out["n"])).fillna(0.0)
+    out["se"] = out.pop("sd") / np.sqrt(out["n"])  # NaN for a single seed
     return out.sort_values(["dataset", "model", "offset"], kind="stable")
 
 

@@ -59,6 +59,14 @@ def _programs(program: Programs) -> tuple[NotMIWAE, ...]:
     return programs
 
 
+def _groups(programs: tuple[NotMIWAE, ...], ensemble: str) -> list[tuple[NotMIWAE, ...]]:
+    """The programs whose weights are normalised together: all of them ("pooled"), or
+    each alone ("equal")."""
+    if ensemble not in ENSEMBLES:
+        raise ValueError(f"ensemble must be one of {ENSEMBLES}, got {ensemble!r}")
+    return [programs] if ensemble == "pooled" else [(p,) for p in programs]
+
+
 def _chunks(total: int, size: int):
     for start in range(0, total, size):
         yield min(size, total - start)
@@ -144,11 +152,9 @@ def impute(program: Programs, x: torch.Tensor, mask: torch.Tensor, num_samples: 
     """
     if estimator not in ESTIMATORS:
         raise ValueError(f"estimator must be one of {ESTIMATORS}, got {estimator!r}")
-    if ensemble not in ENSEMBLES:
-        raise ValueError(f"ensemble must be one of {ENSEMBLES}, got {ensemble!r}")
     programs = _programs(program)
+    groups = _groups(programs, ensemble)
     y = _known_target(programs[0], y, x)
-    groups = [programs] if ensemble == "pooled" else [(p,) for p in programs]
 
     def estimate(xb, mb, rows, chunk):
         yb = None if y is None else y[rows]
@@ -175,21 +181,30 @@ def _known_target(program: NotMIWAE, y: torch.Tensor | None,
 def effective_sample_size(program: Programs, x: torch.Tensor, mask: torch.Tensor,
                           num_samples: int = 10_000, row_batch: int | None = None,
                           sample_chunk: int | None = None, seed: int | None = None,
-                          y: torch.Tensor | None = None) -> torch.Tensor:
+                          y: torch.Tensor | None = None, ensemble: str = "pooled",
+                          ) -> torch.Tensor:
     """Kish's effective sample size of each row's importance weights, (N,):
 
         ESS = (sum_l w_l)^2 / sum_l w_l^2,
 
     from 1 (one sample carries all the weight) to L (equal weights); for an ensemble, of
-    the pooled R x L weights. ``y`` as in :func:`impute`: with it, p(y | x) is in the
-    weights.
+    the pooled R x L weights, or for ``ensemble="equal"`` of the mixture's weights
+    w~_rl / R, R^2 / sum_r 1 / ESS_r (as :func:`multiple_impute` draws). ``y`` as in
+    :func:`impute`: with it, p(y | x) is in the weights.
     """
     programs = _programs(program)
+    groups = _groups(programs, ensemble)
     y = _known_target(programs[0], y, x)
-    return _by_blocks(
-        programs, x, mask, num_samples, row_batch, sample_chunk, seed,
-        lambda xb, mb, rows, chunk: _ess(programs, xb, mb, num_samples, chunk,
-                                         None if y is None else y[rows]))
+
+    def estimate(xb, mb, rows, chunk):
+        yb = None if y is None else y[rows]
+        per_group = [_ess(group, xb, mb, num_samples, chunk, yb) for group in groups]
+        if len(groups) == 1:
+            return per_group[0]
+        return len(groups) ** 2 / sum(1 / e for e in per_group)
+
+    return _by_blocks(programs, x, mask, num_samples, row_batch, sample_chunk, seed,
+                      estimate)
 
 
 def _ess(programs: tuple[NotMIWAE, ...], x: torch.Tensor, mask: torch.Tensor,
@@ -285,24 +300,22 @@ def multiple_impute(program: Programs, x: torch.Tensor, mask: torch.Tensor, m: i
 
     For an ensemble of R programs: "pooled" draws from the R x L samples with their pooled
     weights; "equal" draws each imputation from a replica chosen uniformly, then within
-    its L samples. Warns (:class:`LowEffectiveSampleSize`) when rows' weights have an
-    effective sample size below m; ``return_ess`` also returns each row's (N,), from the
-    same weights (for "equal", Kish's ESS of the mixture's weights w~_rl / R, which is
-    R^2 / sum_r 1 / ESS_r).
+    its L samples. Warns (:class:`LowEffectiveSampleSize`) when rows with a missing entry
+    have weights of effective sample size below m; ``return_ess`` also returns each row's
+    (N,), from the same weights (as :func:`effective_sample_size` computes it).
     """
     if isinstance(m, bool) or not isinstance(m, Integral) or m < 1:
         raise ValueError(f"m must be a whole number >= 1, got {m!r}")
-    if ensemble not in ENSEMBLES:
-        raise ValueError(f"ensemble must be one of {ENSEMBLES}, got {ensemble!r}")
     programs = _programs(program)
-    groups = [programs] if ensemble == "pooled" else [(p,) for p in programs]
+    groups = _groups(programs, ensemble)
     ess = []
 
     def estimate(xb, mb, rows, chunk):
         drawn = [_sir(group, xb, mb, m, num_samples, chunk) for group in groups]
-        ess.append(len(groups) ** 2 / sum(1 / row_ess for _, row_ess in drawn))
         if len(groups) == 1:
+            ess.append(drawn[0][1])
             return drawn[0][0]
+        ess.append(len(groups) ** 2 / sum(1 / row_ess for _, row_ess in drawn))
         which = torch.randint(len(groups), (1, m, len(xb), 1), device=xb.device)
         picks = torch.stack([p for p, _ in drawn])  # (R, m, n, D)
         return picks.gather(0, which.expand(1, *picks.shape[1:]))[0]
@@ -310,7 +323,8 @@ def multiple_impute(program: Programs, x: torch.Tensor, mask: torch.Tensor, m: i
     draws = _by_blocks(programs, x, mask, num_samples, row_batch, sample_chunk, seed,
                        estimate, dim=1, fill=True)
     ess = torch.cat(ess).to(draws.device)
-    _warn_low_ess(ess, m, num_samples * len(programs))
+    incomplete = ~torch.as_tensor(mask).to(ess.device).bool().all(-1)  # rows drawn for
+    _warn_low_ess(ess[incomplete], m, num_samples * len(programs))
     return (draws, ess) if return_ess else draws
 
 
@@ -318,7 +332,8 @@ def _warn_low_ess(ess: torch.Tensor, m: int, total: int) -> None:
     low = int((ess < m).sum())
     if m > 1 and low:
         warnings.warn(
-            f"{low} of {len(ess)} rows have an effective sample size below the {m} draws "
+            f"{low} of {len(ess)} rows with missing entries have an effective sample "
+            f"size below the {m} draws "
             f"asked (smallest {float(ess.min()):.1f} of {total} importance samples): their "
             "draws repeat a few samples and understate the spread; raise num_samples",
             LowEffectiveSampleSize, stacklevel=4)

@@ -428,7 +428,8 @@ class NotMIWAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         correlations.csv, histograms.png, missingness.png (the learned P(s_j = 1 | x_j),
         with ``true_curve(j, x_standardised)`` when given, and the fraction observed in
         bins of the true values when ``X_true``, the complete data, is known) and then
-        imputed_vs_true.png too.
+        imputed_vs_true.png too. With replicas, the checks replicate data from the first
+        (``program_``); imputed_vs_true.png shows the ensemble's imputations.
         """
         check_is_fitted(self, "program_")
         values = self._validate(X, reset=False)

@@ -183,8 +183,8 @@ def impute_frame(imputer: NotMIWAEImputer, frame: pd.DataFrame, index_col: str |
     x = torch.tensor(standard, dtype=torch.float32)
     if seed is not None:
         pyro.set_rng_seed(seed)
-    filled = impute(imputer.program_, x, torch.tensor(observed), imputer.num_samples,
-                    imputer.estimator)
+    filled = impute(imputer.programs_, x, torch.tensor(observed), imputer.num_samples,
+                    imputer.estimator, ensemble=imputer.ensemble)
     imputed = filled.detach().cpu().double().numpy() * imputer.scale_ + imputer.mean_
     return pd.DataFrame(np.where(observed, values, imputed), index=frame.index,
                         columns=frame.columns)

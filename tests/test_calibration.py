@@ -103,3 +103,29 @@ def test_the_coverage_study_scores_every_run_and_renders(tmp_path):
     assert len(pd.read_csv(out / "runs.csv")) == 6
     text = coverage_report.render(out)
     assert "| banknote | mice | none |" in text and (out / "coverage.png").stat().st_size
+
+
+def test_the_coverage_study_resumes_cleanly_and_refuses_other_settings(tmp_path):
+    """Rows a stopped run left in summary.csv without its runs.csv row are dropped and
+    the run scored again once; other settings into the same folder are refused; a
+    group kept with other settings is trained afresh, not reused."""
+    out = tmp_path / "cov"
+    args = ["--datasets", "banknote", "--models", "mice", "--seeds", "2", "--draws", "4",
+            "--out", str(out)]
+    assert coverage.main(args) == 0
+    runs = pd.read_csv(out / "runs.csv")
+    runs[runs["seed"] == 0].to_csv(out / "runs.csv", index=False)  # seed 1 "stopped"
+    assert coverage.main(args) == 0
+    summary = pd.read_csv(out / "summary.csv")
+    assert len(summary) == 2 * 3 and sorted(pd.read_csv(out / "runs.csv")["seed"]) == [0, 1]
+    with pytest.raises(SystemExit, match="draws 4 -> 5"):
+        coverage.main(args[:-4] + ["--draws", "5", "--out", str(out)])
+    with pytest.raises(SystemExit):
+        coverage.parse_args(["--draws", "1", "--out", str(out)])
+    kept = tmp_path / "kept"  # a group kept with PyTorch's initialisation
+    other = ["--datasets", "banknote", "--models", "notmiwae:selfmasking", "--seeds", "1",
+             "--iterations", "5", "--impute-samples", "10", "--draws", "3"]
+    assert coverage.main(other + ["--init", "torch", "--out", str(kept)]) == 0
+    assert coverage.main(other + ["--trained", str(kept / "trained"),
+                                  "--out", str(tmp_path / "glorot")]) == 0
+    assert any((tmp_path / "glorot" / "trained").iterdir())  # trained here instead

@@ -1,5 +1,7 @@
 """Imputation: observed entries untouched, weights equal to the hand-written formula."""
 
+import warnings
+
 import pyro
 import pytest
 import torch
@@ -199,13 +201,18 @@ def test_a_pooled_ensemble_weighs_programs_by_their_evidence_per_row(estimator):
 
 
 def test_a_pooled_ensemble_of_one_program_is_the_single_run():
+    """An ensemble of one, either way, is the single program's SNIS estimate (by hand), and
+    its multiple imputations are the single program's draws."""
     program = toy_program("selfmasking_known")
     x, mask, _ = toy_data(n=20)
+    [(log_w, value)] = _hand_weights_and_values([program], x, mask, 60, 3, "mean")
+    expected = torch.where(mask, x, (torch.softmax(log_w, 0).unsqueeze(-1) * value).sum(0))
     for ensemble in ("pooled", "equal"):
-        assert torch.equal(impute([program], x, mask, 60, seed=3, ensemble=ensemble),
-                           impute(program, x, mask, 60, seed=3))
-    assert torch.equal(multiple_impute([program], x, mask, 4, 60, seed=3),
-                       multiple_impute(program, x, mask, 4, 60, seed=3))
+        got = impute([program], x, mask, 60, seed=3, ensemble=ensemble, sample_chunk=60)
+        torch.testing.assert_close(got, expected, rtol=0, atol=1e-9)
+        assert torch.equal(multiple_impute([program], x, mask, 4, 60, seed=3,
+                                           ensemble=ensemble),
+                           multiple_impute(program, x, mask, 4, 60, seed=3))
 
 
 def test_an_ensemble_of_no_program_or_an_unknown_weighting_is_refused():
@@ -224,12 +231,23 @@ def test_multiple_imputation_warns_when_weights_cannot_give_m_distinct_draws():
     assert draws.shape == (5, *x.shape) and ess.shape == (len(x),)
     expected = effective_sample_size(program, x, mask, 400, seed=0)
     torch.testing.assert_close(ess, expected, rtol=1e-9, atol=0)  # same draws, same weights
-    low = int((ess < 300).sum())
-    assert low > 0  # 300 draws asked: some rows fall short
+    incomplete = ~mask.all(1)  # complete rows are drawn for nothing: never counted
+    low = int((ess[incomplete] < 300).sum())
+    assert low > 0  # 300 draws asked: rows fall short
     with pytest.warns(imputation.LowEffectiveSampleSize,
-                      match=rf"^{low} of {len(x)} rows have an effective sample size below "
-                            r"the 300 draws asked \(smallest [\d.]+ of 400 importance"):
+                      match=rf"^{low} of {int(incomplete.sum())} rows with missing entries "
+                            r"have an effective sample size below the 300 draws asked "
+                            r"\(smallest [\d.]+ of 400 importance"):
         multiple_impute(program, x, mask, m=300, num_samples=400, seed=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nothing missing: nothing to warn about
+        multiple_impute(program, x[:1], mask[:1], m=300, num_samples=400, seed=0)
+    # "equal": Kish's ESS of the mixture weights w~_rl / R, from the hand-written weights
+    pair = [program, toy_program("linear", seed=1)]
+    w = torch.cat([torch.softmax(log_w, 0) / 2
+                   for log_w, _ in _hand_weights_and_values(pair, x, mask, 400, 0)])
+    equal = effective_sample_size(pair, x, mask, 400, seed=0, ensemble="equal")
+    torch.testing.assert_close(equal, 1 / (w ** 2).sum(0), rtol=1e-9, atol=0)
 
 
 def test_an_equal_ensemble_draws_each_imputation_from_a_replica_chosen_uniformly(

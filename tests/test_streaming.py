@@ -114,3 +114,21 @@ def test_a_million_rows_stream_in_a_fraction_of_the_whole_files_memory(tmp_path)
     assert over < frame / 3, f"streamed {over:.0f} MiB over the baseline, frame {frame:.0f} MiB"
     with open(tmp_path / "big_out.csv") as out:
         assert sum(1 for _ in out) == 1_000_001
+
+
+def test_a_streamed_ensemble_imputes_with_every_replica(tmp_path):
+    """An ensemble run streams (chunks, Parquet, Ray) as it transforms in memory: with all
+    its replicas, not the first alone."""
+    import numpy as np
+
+    from notmiwae.inference.imputer import NotMIWAEImputer
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(rng.normal(size=(90, 3)), columns=list("abc"))
+    frame.iloc[::3, 0] = np.nan
+    imputer = NotMIWAEImputer(replicas=2, iterations=20, num_samples=30, hidden=8,
+                              verbose=False).fit(frame)
+    streamed = streaming.impute_frame(imputer, frame, None, seed=imputer.random_state)
+    assert np.array_equal(streamed.to_numpy(), imputer.transform(frame))
+    alone = NotMIWAEImputer(iterations=20, num_samples=30, hidden=8, verbose=False)
+    assert not np.array_equal(streamed.to_numpy(), alone.fit(frame).transform(frame))

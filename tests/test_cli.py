@@ -212,7 +212,8 @@ def test_command_line_flags_override_the_config_file(csv, tmp_path, monkeypatch)
 
 def test_fit_replicas_makes_an_ensemble_the_config_and_impute_keep(csv, tmp_path, capsys):
     config = tmp_path / "model.toml"  # the flags override the file
-    config.write_text('[training]\nreplicas = 3\n[imputation]\nensemble = "pooled"\n')
+    config.write_text('[training]\nreplicas = 3\n'
+                      '[imputation]\nensemble = "pooled"\nnum_samples = 20\n')
     run = tmp_path / "run"
     assert main(["fit", str(csv), "--index-col", "id", "--iterations", "20", "--config",
                  str(config), "--replicas", "2", "--ensemble", "equal", "--out", str(run)]) == 0
@@ -231,7 +232,7 @@ def test_fit_replicas_makes_an_ensemble_the_config_and_impute_keep(csv, tmp_path
     capsys.readouterr()
     many = tmp_path / "many.csv"
     assert main(["impute", str(csv), "--run", str(run), "--index-col", "id",
-                 "--out", str(many), "--multiple", "400"]) == 0
+                 "--out", str(many), "--multiple", "50"]) == 0
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("notmiwae impute: warning: ")
-    assert "effective sample size below the 400 draws asked" in err[0]
+    assert "effective sample size below the 50 draws asked" in err[0]

@@ -138,7 +138,9 @@ def test_multiple_imputation_spread_is_that_of_draws_not_decoder_means(mar_draws
     missing = ~MAR_OBSERVED
     np.testing.assert_allclose(mar_draws.std(0)[missing], sd[missing], rtol=0.15)
     for i, moments in mnar_answers(MNAR_X, MNAR_OBSERVED).items():
-        assert mnar_draws[:, i, 0].std() == pytest.approx(moments.x_sd, rel=0.15), i
+        # 7%: two standard errors of an sd from 400 draws; measured within 2.3%. Ignoring
+        # the mechanism would give the Gaussian conditional's sd, 0.697, 9-17% off.
+        assert mnar_draws[:, i, 0].std() == pytest.approx(moments.x_sd, rel=0.07), i
     # Two missing features of one row covary as the conditional covariance says.
     _, cov = gaussian_conditional(MAR, MAR_X[0], MAR_OBSERVED[0])
     corr = cov[0, 1] / np.sqrt(cov[0, 0] * cov[1, 1])

@@ -160,3 +160,15 @@ def test_replicated_log_weights_are_each_replicas_single_run():
             alone, _ = log_importance_weights(select(stacked, r), x, m, 6,
                                               noise=torch.Generator().manual_seed(3 + r))
             torch.testing.assert_close(log_w[r], alone, rtol=1e-10, atol=1e-10)
+
+
+def test_a_site_outside_the_data_plate_is_named():
+    """A part whose site's log-density lacks the (particles, rows, features) dims (a site
+    sampled outside the data plate) is refused with its shape and the likely cause."""
+    from notmiwae.inference.importance import _per_row
+
+    with pytest.raises(ValueError, match=r"^site log-density has shape \(3, 4\); expected "
+                                         r"\(particles, rows, features\): is every site "
+                                         r"inside the data plate\?$"):
+        _per_row(torch.zeros(3, 4))
+    assert _per_row(torch.ones(2, 3, 4)).shape == (2, 3)

@@ -28,7 +28,9 @@ def load(out: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     done = runs[KEY]
     summary = pd.read_csv(out / "summary.csv").drop_duplicates(KEY + ["nominal"], keep="last")
     means = pd.read_csv(out / "means.csv").drop_duplicates(KEY + ["column"], keep="last")
-    return runs, summary.merge(done, on=KEY), means.merge(done, on=KEY)
+    by_dataset = {"by": "dataset", "kind": "stable"}  # each data set's rows together
+    return (runs.sort_values(**by_dataset), summary.merge(done, on=KEY).sort_values(**by_dataset),
+            means.merge(done, on=KEY).sort_values(**by_dataset))
 
 
 def _mean_se(values: pd.Series) -> str:

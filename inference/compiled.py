@@ -59,14 +59,21 @@ class CompiledStep:
                  y: torch.Tensor | None = None) -> np.ndarray:
         if self.failed:
             return self.eager(x, mask, y)
-        eps = self.weights.noise(x, mask, y)
         params = self.params
         key = (tuple(x.shape), None if y is None else tuple(y.shape))
         if key not in self.graphs:
+            generators = self.weights.noise_generators
+            saved = [g.get_state() for g in generators], torch.random.get_rng_state()
+            eps = self.weights.noise(x, mask, y)
             graph = self._capture(params, x, mask, y, eps)
-            if graph is None:  # said so; this and every later step run eagerly
+            if graph is None:  # said so; this and every later step run eagerly, from
+                for g, state in zip(generators, saved[0], strict=True):  # the same draws
+                    g.set_state(state)
+                torch.random.set_rng_state(saved[1])
                 return self.eager(x, mask, y)
             self.graphs[key] = graph
+        else:
+            eps = self.weights.noise(x, mask, y)
         if self.adam is not None:
             bound = self.graphs[key](*self._inputs(x, mask, y, eps))
             return bound.cpu().numpy()

@@ -3,6 +3,7 @@
 #
 #     .venv/bin/pip install -c constraints.txt -e ".[test,mutation]"
 #     bash scripts/mutation.sh [MUTANT_NAME_PATTERN ...]
+#     RETEST_SURVIVORS=1 bash scripts/mutation.sh ...   # after adding tests for survivors
 #
 # What is mutated and which tests run is set in setup.cfg's [mutmut] section. mutmut
 # imports mutated modules by their file path, so the package is copied into
@@ -22,8 +23,30 @@ for part in models inference experiments; do
   rm -rf "$WORK/src/notmiwae/$part"
   cp -rp "$part" "$WORK/src/notmiwae/$part"
 done
+# mutmut maps tests to the functions they reach once and keeps the map; tests added or
+# changed since would not be run for old mutants (nor any test for new functions), so
+# the map is dropped whenever the tests differ from the last run's.
+digest=$(find tests -name '*.py' | sort | xargs cat | sha256sum | cut -d' ' -f1)
+if [ "$(cat "$WORK/tests.sha256" 2>/dev/null)" != "$digest" ]; then
+  rm -f "$WORK/mutants/mutmut-stats.json"
+  echo "$digest" > "$WORK/tests.sha256"
+fi
 rm -rf "$WORK/tests"
 cp -rp tests "$WORK/tests"
+if [ "${RETEST_SURVIVORS:-0}" = 1 ] && [ -d "$WORK/mutants" ]; then
+  # after adding tests for survivors: mark them untested, so this run tests them again
+  "$ROOT/.venv/bin/python" - "$WORK/mutants" <<'PYTHON'
+import json
+import pathlib
+import sys
+
+for meta in pathlib.Path(sys.argv[1]).rglob("*.meta"):
+    data = json.loads(meta.read_text())
+    codes = data["exit_code_by_key"]
+    data["exit_code_by_key"] = {k: None if v == 0 else v for k, v in codes.items()}
+    meta.write_text(json.dumps(data))
+PYTHON
+fi
 cp -p setup.cfg "$WORK/setup.cfg"
 find "$WORK" -name __pycache__ -prune -exec rm -rf {} +
 cd "$WORK"

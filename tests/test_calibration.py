@@ -103,6 +103,11 @@ def test_the_coverage_study_scores_every_run_and_renders(tmp_path):
     assert len(pd.read_csv(out / "runs.csv")) == 6
     text = coverage_report.render(out)
     assert "| banknote | mice | none |" in text and (out / "coverage.png").stat().st_size
+    # Rubin's column means are judged on banknote's two incomplete columns only (of four)
+    _, _, means = coverage_report.load(out)
+    table = coverage_report.means_table(means).set_index(["model", "ensemble"])
+    assert table.loc[("mice", "none"), "intervals"] == 2 * 2
+    assert table.loc[("notmiwae:selfmasking_known", "pooled"), "intervals"] == 2
 
 
 def test_the_coverage_study_resumes_cleanly_and_refuses_other_settings(tmp_path):

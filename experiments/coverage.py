@@ -69,20 +69,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m notmiwae.experiments.coverage",
                                 description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--datasets", default="banknote")
+    p.add_argument("--datasets", default="banknote", help="comma-separated data sets")
     p.add_argument("--models", default=MODELS,
                    help="comma-separated trained models (names as notmiwae.experiments.uci) "
                         "or mice")
     add_protocol_options(p)
     p.add_argument("--draws", type=positive_int, default=100,
                    help="imputations m per missing entry (default 100)")
-    p.add_argument("--init", default="glorot", choices=("torch", "glorot", "glorot-missing"))
+    p.add_argument("--init", default="glorot", choices=("torch", "glorot", "glorot-missing"),
+                   help="initialisation (default glorot, the paper's, as results/uci)")
     p.add_argument("--ensembles", action="store_true",
                    help="also impute with each group's replicas as one ensemble")
-    p.add_argument("--trained", help="folder of trained groups (default OUT/trained)")
-    p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None)
-    p.add_argument("--device", default=None)
-    p.add_argument("--out", required=True)
+    p.add_argument("--trained", help="a folder of kept groups to reuse first, e.g. "
+                   "results/uci/trained (groups trained here are kept in OUT/trained)")
+    p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
+                   help="the compiled training step (default: from 5,000 iterations on)")
+    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
+    p.add_argument("--out", required=True, help="output folder")
     args = p.parse_args(argv)
     if args.draws < 2:
         p.error("--draws must be at least 2 (Rubin's rules pool two or more imputations)")

@@ -73,7 +73,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--models", default=MODELS,
                    help="comma-separated trained models (names as notmiwae.experiments.uci) "
                         "or mice")
-    add_protocol_options(p)
+    add_protocol_options(p, jobs=False)  # one process: the runs follow each other
     p.add_argument("--draws", type=positive_int, default=100,
                    help="imputations m per missing entry (default 100)")
     p.add_argument("--init", default="glorot", choices=("torch", "glorot", "glorot-missing"),

@@ -50,16 +50,20 @@ def split_list(text: str) -> list[str]:
     return [part.strip() for part in text.split(",") if part.strip()]
 
 
-def add_protocol_options(parser: argparse.ArgumentParser, unit: str = "model") -> None:
-    """--seeds, --iterations, --impute-samples and --jobs, shared by the experiment runners."""
+def add_protocol_options(parser: argparse.ArgumentParser, unit: str = "model",
+                         jobs: bool = True) -> None:
+    """--seeds, --iterations, --impute-samples and (``jobs``) --jobs, shared by the
+    experiment runners."""
     parser.add_argument("--seeds", type=positive_int, default=5,
                         help=f"runs per {unit}: seeds 0..N-1")
     parser.add_argument("--iterations", type=positive_int, default=100_000,
                         help="training steps (the paper: 100,000)")
     parser.add_argument("--impute-samples", type=positive_int, default=10_000,
                         help="importance samples L for imputation (the paper: 10,000)")
-    parser.add_argument("--jobs", type=positive_int, default=os.cpu_count() or 1,
-                        help="parallel processes, one thread each (default: one per core)")
+    if jobs:
+        parser.add_argument("--jobs", type=positive_int, default=os.cpu_count() or 1,
+                            help="parallel processes, one thread each (default: one per "
+                                 "core)")
 
 
 def check_names(parser: argparse.ArgumentParser, datasets: list[str], models: list[str],

@@ -95,9 +95,6 @@ def test_the_coverage_study_scores_every_run_and_renders(tmp_path):
         assert row.coverage == pytest.approx(np.mean((lo <= x[~mask]) & (x[~mask] <= hi)))
         assert row.width == pytest.approx(np.mean(hi - lo))
         assert row.crps == pytest.approx(crps(draws[:, ~mask], x[~mask]).mean())
-    # wider intervals cover at least as much
-    for _, run in summary.groupby(["model", "ensemble", "seed"]):
-        assert run.sort_values("nominal")["coverage"].is_monotonic_increasing
     assert (out / "trained").is_dir()  # the trained group, kept for reuse
     assert coverage.main(args) == 0  # everything done: nothing runs again
     assert len(pd.read_csv(out / "runs.csv")) == 6

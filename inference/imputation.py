@@ -67,6 +67,14 @@ def _groups(programs: tuple[NotMIWAE, ...], ensemble: str) -> list[tuple[NotMIWA
     return [programs] if ensemble == "pooled" else [(p,) for p in programs]
 
 
+def _mixture_ess(per_group: list[torch.Tensor]) -> torch.Tensor:
+    """Kish's ESS of R weight sets mixed with weight 1/R each, R^2 / sum_r 1 / ESS_r
+    (one set: its own ESS)."""
+    if len(per_group) == 1:
+        return per_group[0]
+    return len(per_group) ** 2 / sum(1 / e for e in per_group)
+
+
 def _chunks(total: int, size: int):
     for start in range(0, total, size):
         yield min(size, total - start)
@@ -158,8 +166,9 @@ def impute(program: Programs, x: torch.Tensor, mask: torch.Tensor, num_samples: 
 
     def estimate(xb, mb, rows, chunk):
         yb = None if y is None else y[rows]
-        return torch.stack([_snis(group, xb, mb, num_samples, chunk, VALUES[estimator], yb)
-                            for group in groups]).mean(0)
+        per_group = [_snis(group, xb, mb, num_samples, chunk, VALUES[estimator], yb)
+                     for group in groups]
+        return per_group[0] if len(groups) == 1 else torch.stack(per_group).mean(0)
 
     return _by_blocks(programs, x, mask, num_samples, row_batch, sample_chunk, seed,
                       estimate, fill=True)
@@ -198,10 +207,8 @@ def effective_sample_size(program: Programs, x: torch.Tensor, mask: torch.Tensor
 
     def estimate(xb, mb, rows, chunk):
         yb = None if y is None else y[rows]
-        per_group = [_ess(group, xb, mb, num_samples, chunk, yb) for group in groups]
-        if len(groups) == 1:
-            return per_group[0]
-        return len(groups) ** 2 / sum(1 / e for e in per_group)
+        return _mixture_ess([_ess(group, xb, mb, num_samples, chunk, yb)
+                             for group in groups])
 
     return _by_blocks(programs, x, mask, num_samples, row_batch, sample_chunk, seed,
                       estimate)
@@ -312,10 +319,9 @@ def multiple_impute(program: Programs, x: torch.Tensor, mask: torch.Tensor, m: i
 
     def estimate(xb, mb, rows, chunk):
         drawn = [_sir(group, xb, mb, m, num_samples, chunk) for group in groups]
+        ess.append(_mixture_ess([row_ess for _, row_ess in drawn]))
         if len(groups) == 1:
-            ess.append(drawn[0][1])
             return drawn[0][0]
-        ess.append(len(groups) ** 2 / sum(1 / row_ess for _, row_ess in drawn))
         which = torch.randint(len(groups), (1, m, len(xb), 1), device=xb.device)
         picks = torch.stack([p for p, _ in drawn])  # (R, m, n, D)
         return picks.gather(0, which.expand(1, *picks.shape[1:]))[0]

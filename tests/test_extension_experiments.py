@@ -7,6 +7,8 @@ import pytest
 from notmiwae.experiments import compare, early_stopping, joint_diagnosis, masked, supervised
 from notmiwae.experiments.masked import model_names, pairs
 from notmiwae.experiments.report import interval, paired_grid, plot_pairs, t_interval
+from notmiwae.experiments.supervised import fit_generative
+from notmiwae.inference.imputation import effective_sample_size, impute, weight_overlap
 
 
 def test_masked_runs_pair_by_seed():
@@ -143,8 +145,15 @@ def test_learning_curve_continues_its_checkpoints_and_resumes(tmp_path):
     assert curve["mse_joint"].iloc[-1] == pytest.approx(mse, rel=1e-6)
 
 
-def test_joint_diagnosis_takes_one_trained_model_apart(tmp_path):
-    row = joint_diagnosis.diagnose("concrete", seed=0, iterations=20, samples=20)
+def test_joint_diagnosis_takes_one_trained_model_apart(monkeypatch):
+    fits = []
+
+    def keep(*args, **kwargs):  # the trained model, to recompute the row from it
+        fits.append(fit_generative(*args, **kwargs))
+        return fits[-1]
+
+    monkeypatch.setattr(joint_diagnosis, "fit_generative", keep)
+    row = joint_diagnosis.diagnose("concrete", seed=0, iterations=20, samples=30)
     assert row["dataset"] == "concrete" and row["sigma"] > 0
     values = [row[k] for k in ("mse_joint", "mse_f_complete", "mse_f_imputed",
                                "mse_f_complete_train", "rmse_train_given_y", "rmse_train",
@@ -157,9 +166,21 @@ def test_joint_diagnosis_takes_one_trained_model_apart(tmp_path):
     assert row["rmse_train_given_y"] != row["rmse_train"]
     assert row["rmse_train_sample_given_y"] != row["rmse_train_sample"]
     assert row["mse_joint_train_given_y"] != row["mse_joint_train"]
-    for key in ("ess_train", "ess_train_given_y", "ess_k_train", "ess_k_train_given_y",
-                "overlap_train", "overlap_k_train"):
-        assert 0 < row[key] <= 1
+    # ESS (as a fraction of the draws) and overlap: L = 30 draws, and L = K = 20 as in training
+    program, d = fits[0].program, supervised.split("concrete", 0)
+    xt, mt = supervised._tensors(d["x_train"], d["m_train"])
+    y = supervised.standardised_target(d)
+    incomplete = ~mt.all(1)
+    for key, n, given in (("ess_train", 30, None), ("ess_train_given_y", 30, y),
+                          ("ess_k_train", 20, None), ("ess_k_train_given_y", 20, y)):
+        ess = effective_sample_size(program, xt, mt, n, seed=0, y=given)[incomplete]
+        assert row[key] == pytest.approx(float(ess.mean()) / n, rel=1e-6), key
+    for key, n in (("overlap_train", 30), ("overlap_k_train", 20)):
+        overlap = weight_overlap(program, xt, mt, n, seed=0, y=y)[incomplete]
+        assert row[key] == pytest.approx(float(overlap.mean()), rel=1e-6), key
+    imputed = impute(program, xt, mt, 30, seed=0).numpy()
+    assert row["rmse_train"] == pytest.approx(
+        np.sqrt(np.mean((imputed - d["x_train"])[~d["m_train"]] ** 2)), rel=1e-6)
     assert row["overlap_train"] < 1  # y moves some weight
     x = np.random.default_rng(0).normal(size=(50, 3))
     slopes = joint_diagnosis._slopes(lambda v: v @ np.array([2.0, -0.5, 0.0]) + v[:, 2] ** 2, x)

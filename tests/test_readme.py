@@ -43,3 +43,20 @@ def test_examples_in_the_public_docstrings_run(name):
         runner.run(test)
     assert sum(len(t.examples) for t in tests) > 0
     assert runner.failures == 0
+
+
+def excerpts() -> list[str]:
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
+    return [b for b in blocks if b.startswith("# from ")]
+
+
+@pytest.mark.parametrize("index", range(len(excerpts())))
+def test_readme_excerpts_are_the_package_code(index):
+    """An excerpt quotes its file: every line, stripped of indentation and of a comment
+    added at its end, is a line there ("..." stands for lines left out)."""
+    first, *lines = excerpts()[index].splitlines()
+    path = README.parent / re.match(r"# from (\S+)", first).group(1)
+    source = {line.strip() for line in path.read_text().splitlines()}
+    quoted = [re.sub(r'\s+# [^"]*$', '', line).strip() for line in lines]
+    missing = [line for line in quoted if line not in ("", "...") and line not in source]
+    assert not missing, f"{path.name} has no line {missing[0]!r}"

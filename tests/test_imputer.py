@@ -9,6 +9,7 @@ import pytest
 import scipy.sparse
 import torch
 from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
 from sklearn.linear_model import LinearRegression
 from sklearn.pipeline import Pipeline
 from sklearn.utils.estimator_checks import parametrize_with_checks
@@ -107,6 +108,8 @@ def test_multiple_imputation_and_rubins_rules(frame, fitted):
                                                                      "non-numeric value 'x'"),
     (lambda h: h.assign(c=np.inf), "column 'c' holds an infinite value inf \\(row 'row0'\\)"),
     (lambda h: h.assign(d=np.nan), r"column\(s\) \['d'\] have no observed value"),
+    (lambda h: np.where(np.arange(4) % 2 == 1, np.nan, h.to_numpy()),
+     r"^column\(s\) \[1, 3\] have no observed value$"),  # an array: columns by position
     (lambda h: np.where(np.arange(4) == 2, np.inf, h.to_numpy()),
      "column 2 holds an infinite value inf \\(row 0\\)"),
 ])
@@ -290,3 +293,61 @@ def test_an_imputer_of_replicas_is_an_ensemble_of_the_single_runs(tmp_path):
     with pytest.warns(LowEffectiveSampleSize):
         draws = loaded.sample(X, m=30)
     assert len(draws) == 30
+
+
+@pytest.mark.parametrize("column, values, advice", [
+    (" ID ", ["a", "a", "b", None], "it looks like a row identifier"),  # by its name
+    ("colour", ["r", "g", "b", "y"], "it looks like a row identifier"),  # unique, complete
+    ("colour", ["r", "r", "g", "b"], "only numbers can be imputed: encode the column as "
+                                     "numbers or drop it"),
+    ("colour", ["r", "g", "b", None], "only numbers can be imputed"),  # unique, not complete
+])
+def test_a_non_numeric_column_gets_advice_by_what_it_looks_like(column, values, advice):
+    data = pd.DataFrame({"x": [1.0, np.nan, 3.0, 4.0], column: values})
+    with pytest.raises(ValueError, match=f"column {column!r} holds a non-numeric value "
+                                         f"{values[0]!r} \\(row 0\\); {advice}"):
+        NotMIWAEImputer(**FAST).fit(data)
+
+
+def test_a_mismatched_truth_names_the_column_by_position_for_an_array(frame):
+    data, holey = frame
+    fitted = NotMIWAEImputer(**{**FAST, "iterations": 2}).fit(holey.to_numpy())
+    with pytest.raises(ValueError, match="row 0, column 0 "):
+        fitted.check(holey.to_numpy(), "unused", X_true=data[["b", "a", "c", "d"]].to_numpy())
+
+
+class NotAWeight:  # an object torch.load(weights_only=True) refuses to unpickle
+    pass
+
+
+def test_saved_imputers_that_cannot_be_read_are_refused_by_name(frame, fitted, tmp_path):
+    from notmiwae.inference.training import TrainConfig, fit
+
+    path = tmp_path / "imp.pt"
+    with pytest.raises(FileNotFoundError, match=f"^no saved imputer at {path}$"):
+        NotMIWAEImputer.load(path)
+    path.write_text("a,b\n1,2\n")
+    with pytest.raises(ValueError, match=f"^{path} is not a readable saved imputer \\(.+\\)$"):
+        NotMIWAEImputer.load(path)
+    fitted.save(path)
+    blob = torch.load(path, weights_only=True)
+    for other, message in (([1, 2], "is not a notmiwae-pyro checkpoint"),
+                           ({"a": 1}, "is not a notmiwae-pyro checkpoint"),
+                           ({**blob, "extra": NotAWeight()}, "is not a readable saved imputer"),
+                           ({**blob, "imputer_format": 9},
+                            "was saved by notmiwae unknown \\(format 9\\); this is notmiwae")):
+        if isinstance(other, dict) and "imputer_format" in other:
+            other.pop("version", None)
+        torch.save(other, path)
+        with pytest.raises(ValueError, match=f"^{path} {message}"):
+            NotMIWAEImputer.load(path)
+    x, mask = torch.randn(20, 4), torch.rand(20, 4) > 0.3
+    fit(fitted.model_config_, x * mask, mask, TrainConfig(iterations=1)).save(path)
+    with pytest.raises(ValueError, match=f"^{path} is a model checkpoint, not a saved "
+                                         "NotMIWAEImputer$"):
+        NotMIWAEImputer.load(path)
+    torch.save({k: v for k, v in blob.items() if k != "imputer_format"}, path)
+    loaded = NotMIWAEImputer.load(path)  # no format recorded: the first format
+    np.testing.assert_array_equal(loaded.transform(frame[1]), fitted.transform(frame[1]))
+    with pytest.raises(NotFittedError, match="not fitted yet"):
+        NotMIWAEImputer().save(tmp_path / "unfitted.pt")

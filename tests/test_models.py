@@ -1,5 +1,7 @@
 """Model names, configurations and the parts they assemble."""
 
+import re
+
 import pytest
 
 from notmiwae.models import ModelConfig, build_model, config_from_name
@@ -22,8 +24,10 @@ def test_names_build_the_documented_variants():
 
 
 @pytest.mark.parametrize("name, message", [
-    ("notmiwae", "needs ':<missing model>'"),
-    ("miwae:linear", "takes no"),
+    ("notmiwae", "^model 'notmiwae': notmiwae needs ':<missing model>'; missing models are "
+                 r"\['linear', 'nonlinear', 'selfmasking', 'selfmasking_known'\]$"),
+    ("miwae:linear", "^model 'miwae:linear': miwae takes no ':<missing>'; missing models are "
+                     r"\['linear', 'nonlinear', 'selfmasking', 'selfmasking_known'\]$"),
     ("notmiwae:selfmask", "unknown missing 'selfmask'"),
     ("vae", "unknown model 'vae'"),
 ])
@@ -37,3 +41,106 @@ def test_discrete_decoder_refuses_a_non_ignorable_missing_model():
         build_model(ModelConfig(n_features=3, decoder="bernoulli", missing="linear"))
     miwae = build_model(ModelConfig(n_features=3, decoder="bernoulli", missing="ignorable"))
     assert isinstance(miwae.decoder, BernoulliDecoder) and miwae.missingness is None
+
+
+def test_render_traces_the_program_on_one_missing_entry_and_draws_it(tmp_path, monkeypatch):
+    """``render`` gives pyro.render_model the named variant on two rows of zeros whose only
+    missing entry is (0, 0), with distributions shown, and writes the suffix's format."""
+    import pyro
+    import torch
+
+    from notmiwae.models import render as render_module
+
+    calls = []
+
+    class Graph:
+        def render(self, stem, format, cleanup):
+            calls.append(("render", stem, format, cleanup))
+
+    def render_model(model, model_args, render_distributions):
+        calls.append(("model", type(model.__self__.missingness).__name__, model_args,
+                      render_distributions))
+        return Graph()
+
+    monkeypatch.setattr(pyro, "render_model", render_model)
+    path = render_module.render("notmiwae:linear", str(tmp_path / "graph.svg"), n_features=3)
+    assert path == tmp_path / "graph.svg"
+    (_, name, (x, mask), distributions), drawn = calls
+    assert name == "LinearMissing"  # the named variant's program
+    assert distributions is True and torch.equal(x, torch.zeros(2, 3))
+    assert mask.dtype == torch.bool and mask.tolist() == [[False, True, True], [True] * 3]
+    assert drawn == ("render", str(tmp_path / "graph"), "svg", True)
+    calls.clear()
+    render_module.render("miwae", str(tmp_path / "plain"))
+    assert calls[0][2][0].shape == (2, 4) and calls[1][1:3] == (str(tmp_path / "plain"), "png")
+
+    def no_graphviz(*args, **kwargs):
+        raise ImportError("no module named graphviz")
+
+    monkeypatch.setattr(pyro, "render_model", no_graphviz)
+    with pytest.raises(SystemExit, match="^rendering needs the graphviz package and program: "
+                                         "no module named graphviz$"):
+        render_module.render("miwae", str(tmp_path / "x.png"))
+
+
+@pytest.mark.parametrize("kind, table, args", [
+    ("prior", "PRIORS", "latent_dim"),
+    ("decoder", "DECODERS", "latent_dim, n_features, hidden"),
+    ("missing", "MISSING_MODELS", "n_features"),
+])
+def test_register_puts_a_factory_in_its_kinds_table_or_says_what_it_must_take(kind, table,
+                                                                              args):
+    from notmiwae.models import registry
+
+    def factory(*arguments):  # takes any arguments
+        return None
+
+    table = getattr(registry, table)
+    try:
+        registry.register(kind, "test-part", factory)
+        assert table["test-part"] is factory
+        registry.register(kind, "test-part", None)  # None: a part that is left out
+        assert table["test-part"] is None
+    finally:
+        table.pop("test-part", None)
+    with pytest.raises(TypeError, match=f"^{kind} 'p': the factory must be callable, got int$"):
+        registry.register(kind, "p", 3)
+    with pytest.raises(TypeError, match=re.escape(f"{kind} 'p': the factory must accept "
+                                                  f"({args})")):
+        registry.register(kind, "p", lambda: None)
+    assert "p" not in table
+    with pytest.raises(ValueError, match=r"^unknown kind 'Prior'; choose from "
+                                         r"\['decoder', 'missing', 'prior'\]$"):
+        registry.register("Prior", "p", factory)
+
+
+def test_installed_parts_are_loaded_once_each_and_functions_called(monkeypatch):
+    from notmiwae.models import registry
+
+    loaded, groups = [], []
+
+    class Entry:
+        def __init__(self, name, value, target):
+            self.name, self.value, self.target = name, value, target
+
+        def load(self):
+            loaded.append(self.name)
+            return self.target
+
+    calls = []
+    entries = [Entry("module", "lab_parts", object()),  # a module: imported, not called
+               Entry("function", "lab_parts:setup", lambda: calls.append("setup"))]
+
+    def entry_points(group):
+        groups.append(group)
+        return entries
+
+    monkeypatch.setattr(registry.importlib.metadata, "entry_points", entry_points)
+    monkeypatch.setattr(registry, "_installed", set())
+    registry.load_installed_parts()
+    registry.load_installed_parts()  # a second time: nothing loaded again
+    assert groups == ["notmiwae.parts"] * 2
+    assert loaded == ["module", "function"] and calls == ["setup"]
+    entries.append(Entry("function", "other:setup", lambda: calls.append("other")))
+    registry.load_installed_parts()  # same name, another value: a new entry point
+    assert loaded == ["module", "function", "function"] and calls == ["setup", "other"]

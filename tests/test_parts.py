@@ -6,6 +6,7 @@ pin each part down on its own.
 """
 
 import math
+import re
 
 import numpy as np
 import pyro.distributions as dist
@@ -28,6 +29,7 @@ from notmiwae.models.missingness import (
     SelfMaskingKnown,
 )
 from notmiwae.models.networks import Dense, glorot_, mlp
+from notmiwae.models.parts import PartError, check_part
 from notmiwae.models.priors import StandardNormalPrior
 from notmiwae.models.registry import DECODERS, MISSING_MODELS, register
 from notmiwae.models.regressor import GaussianRegressor
@@ -531,3 +533,98 @@ def test_log_weights_of_deep_masked_and_supervised_programs_by_hand(decoder, mis
         f = dense(np.maximum(dense(x_full, w_h, b_h), 0), w_o, b_o)
         expected += normal_log_pdf(y, f, softplus(0.4) + 1e-3).sum(-1)
     close(log_w, expected, atol=1e-9)
+
+
+class Returns(torch.nn.Module):
+    """A part whose forward records the shapes and values it is given and returns ``out``."""
+
+    def __init__(self, out):
+        super().__init__()
+        self.out, self.calls = out, []
+
+    def forward(self, *args):
+        self.calls.append([(tuple(a.shape), bool((a == 0).all())) for a in args])
+        return self.out
+
+
+CONTRACTS = [  # kind, how it is called (d = 4 features, d_z = 2), batch, event
+    ("prior", "forward()", [], (), (2,)),
+    ("decoder", "forward(z of shape (3, 2))", [(3, 2)], (3, 4), ()),
+    ("encoder", "forward(x of shape (3, 4))", [(3, 4)], (3,), (2,)),
+    ("regressor", "forward(x of shape (3, 4))", [(3, 4)], (3, 1), ()),
+]
+
+
+@pytest.mark.parametrize("kind, call, inputs, batch, event", CONTRACTS)
+def test_each_kind_of_part_is_checked_against_its_contract(kind, call, inputs, batch, event):
+    """A part is run once on zeros of the documented shapes; a result of the wrong type or
+    of the wrong batch or event shape is refused with a message naming the part."""
+    def normal(shape, event_dims):
+        return dist.Normal(torch.zeros(shape), 1.0).to_event(event_dims)
+
+    part = Returns(normal(batch + event, len(event)))
+    assert check_part(kind, "p", part, n_features=4, latent_dim=2) is part
+    assert part.calls == [[(shape, True) for shape in inputs]]
+    label = f"{kind} 'p': {re.escape(call)}"
+    with pytest.raises(PartError, match=f"^{label} returned a Tensor, not a distribution$"):
+        check_part(kind, "p", Returns(torch.zeros(batch + event)), 4, 2)
+    expected = re.escape(f"; expected batch {batch}, event {event}")
+    with pytest.raises(PartError, match=re.escape(
+            f"gave batch {batch + event + (1,)}, event ()") + expected):
+        check_part(kind, "p", Returns(normal(batch + event + (1,), 0)), 4, 2)
+    if event:  # the right total shape, but as batch: the event dimension is missing
+        with pytest.raises(PartError, match=re.escape(
+                f"gave batch {batch + event}, event ()") + expected):
+            check_part(kind, "p", Returns(normal(batch + event, 0)), 4, 2)
+
+
+def test_a_part_that_fails_or_is_not_a_module_is_named():
+    def broken(*args):
+        raise RuntimeError("boom")
+
+    part = Returns(None)
+    part.forward = broken
+    with pytest.raises(PartError, match=r"^regressor 'r' failed on inputs of the documented "
+                                        r"shapes \(see notmiwae.models.parts\): "
+                                        r"RuntimeError: boom$"):
+        check_part("regressor", "r", part, 4, 2)
+    with pytest.raises(PartError, match="^missing model 'm' is a function, not an nn.Module$"):
+        check_part("missing", "m", broken, 4, 2)
+    with pytest.raises(PartError, match=re.escape(
+            "missing model 'm': forward(x of shape (3, 4)) gave (3,); expected the logits "
+            "of P(s_j = 1 | x), shape (3, 4)")):
+        check_part("missing", "m", Returns(torch.zeros(3)), 4, 2)
+    with pytest.raises(PartError, match="gave Normal; expected"):
+        check_part("missing", "m", Returns(dist.Normal(0.0, 1.0)), 4, 2)
+    logits = Returns(torch.zeros(3, 4))
+    assert check_part("missing", "m", logits, 4, 2, latent_mask=True) is logits
+    assert logits.calls == [[((3, 4), True), ((3, 4), True)]]  # x and the shift
+
+
+def test_factory_takes_reads_the_signature():
+    from notmiwae.models.parts import factory_takes
+
+    def missing(n_features, latent_mask=False):
+        return None
+
+    assert factory_takes(missing, 3) and factory_takes(missing, 3, latent_mask=True)
+    assert not factory_takes(missing, 3, gain=True) and not factory_takes(missing)
+    assert not factory_takes(lambda n_features: None, 3, latent_mask=True)
+    assert factory_takes(max, 1)  # a builtin without a signature to read: assumed to
+
+
+def test_a_missing_model_without_a_shift_argument_cannot_take_a_latent_mask():
+    class XOnly(torch.nn.Module):
+        def forward(self, x):
+            return x
+
+    with pytest.raises(PartError, match=r"^missing model 'm' has no forward\(x, shift\): it "
+                                        "cannot take latent_mask=True$"):
+        check_part("missing", "m", XOnly(), 4, 2, latent_mask=True)
+    register("missing", "x-only", lambda n_features: XOnly())
+    try:
+        with pytest.raises(PartError, match="^missing model 'x-only' takes no latent_mask "
+                                            "argument: it cannot take latent_mask=True"):
+            build_model(ModelConfig(n_features=3, missing="x-only", latent_mask=True))
+    finally:
+        MISSING_MODELS.pop("x-only")

@@ -331,6 +331,12 @@ def test_saved_imputers_that_cannot_be_read_are_refused_by_name(frame, fitted, t
         NotMIWAEImputer.load(path)
     fitted.save(path)
     blob = torch.load(path, weights_only=True)
+    from notmiwae import __version__
+    assert blob["imputer_format"] == 1 and blob["version"] == __version__
+    pandas = pickle.loads(pickle.dumps(fitted)).set_output(transform="pandas")
+    pandas.save(tmp_path / "pandas.pt")  # the output setting is kept
+    assert isinstance(NotMIWAEImputer.load(tmp_path / "pandas.pt").transform(frame[1]),
+                      pd.DataFrame)
     for other, message in (([1, 2], "is not a notmiwae-pyro checkpoint"),
                            ({"a": 1}, "is not a notmiwae-pyro checkpoint"),
                            ({**blob, "extra": NotAWeight()}, "is not a readable saved imputer"),

@@ -144,3 +144,43 @@ def test_installed_parts_are_loaded_once_each_and_functions_called(monkeypatch):
     entries.append(Entry("function", "other:setup", lambda: calls.append("other")))
     registry.load_installed_parts()  # same name, another value: a new entry point
     assert loaded == ["module", "function", "function"] and calls == ["setup", "other"]
+
+
+def test_default_sizes_of_the_parts():
+    import inspect
+
+    from notmiwae.models.decoders import GaussianDecoder, StudentTDecoder
+    from notmiwae.models.encoders import GaussianEncoder
+    from notmiwae.models.latent_mask import LatentMask
+    from notmiwae.models.missingness import LinearMissing, NonlinearMissing
+
+    def defaults(part):
+        return {k: v.default for k, v in inspect.signature(part).parameters.items()
+                if v.default is not inspect.Parameter.empty}
+
+    # 128 tanh units (the paper's); a decoder's scale is softplus(.) + 1e-3
+    for part in (GaussianDecoder, StudentTDecoder):
+        assert defaults(part) == {"hidden": 128, "min_scale": 1e-3}, part
+    for part in (BernoulliDecoder, GaussianEncoder, LatentMask):
+        assert defaults(part) == {"hidden": 128}, part
+    assert defaults(LinearGaussianDecoder) == {"min_scale": 1e-3}
+    # the missing models: no latent mask unless asked; the hidden layer as wide as x
+    assert defaults(SelfMaskingKnown) == defaults(LinearMissing) == {"latent_mask": False}
+    assert defaults(NonlinearMissing) == {"latent_mask": False, "hidden": None}
+
+
+def test_a_program_replaces_another_programs_parameters_in_the_param_store():
+    """Two programs share parameter names; running one's model puts its own tensors in
+    Pyro's param store (as pyro.module would), replacing the other's."""
+    import pyro
+    import torch
+
+    pyro.clear_param_store()
+    first, second = (build_model(ModelConfig(n_features=3)) for _ in range(2))
+    x, mask = torch.zeros(2, 3), torch.ones(2, 3, dtype=torch.bool)
+    for program in (first, second, first):
+        pyro.poutine.trace(program.model).get_trace(x, mask)
+        store = pyro.get_param_store()
+        for name, param in program.named_parameters():
+            assert store.get_param(f"{program.name}$$${name}") is param
+    pyro.clear_param_store()

@@ -1,5 +1,6 @@
 """Imputation: observed entries untouched, weights equal to the hand-written formula."""
 
+import re
 import warnings
 
 import pyro
@@ -237,16 +238,26 @@ def test_multiple_imputation_warns_when_weights_cannot_give_m_distinct_draws():
     with pytest.warns(imputation.LowEffectiveSampleSize,
                       match=rf"^{low} of {int(incomplete.sum())} rows with missing entries "
                             r"have an effective sample size below the 300 draws asked "
-                            r"\(smallest [\d.]+ of 400 importance"):
+                            r"\(smallest [\d.]+ of 400 importance") as caught:
         multiple_impute(program, x, mask, m=300, num_samples=400, seed=0)
+    assert caught[0].filename == __file__  # the warning points at the caller's line
+    with pytest.warns(imputation.LowEffectiveSampleSize, match=re.escape(
+            "1 of 3 rows with missing entries have an effective sample size below the 2 "
+            "draws asked (smallest 1.5 of 10 importance samples): their draws repeat a few "
+            "samples and understate the spread; raise num_samples")):
+        imputation._warn_low_ess(torch.tensor([1.5, 2.0, 9.0]), 2, 10)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # ESS = m is enough; one draw needs only one sample
+        imputation._warn_low_ess(torch.tensor([2.0, 9.0]), 2, 10)
+        imputation._warn_low_ess(torch.tensor([0.5]), 1, 10)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # nothing missing: nothing to warn about
         multiple_impute(program, x[:1], mask[:1], m=300, num_samples=400, seed=0)
     # "equal": Kish's ESS of the mixture weights w~_rl / R, from the hand-written weights
-    pair = [program, toy_program("linear", seed=1)]
-    w = torch.cat([torch.softmax(log_w, 0) / 2
-                   for log_w, _ in _hand_weights_and_values(pair, x, mask, 400, 0)])
-    equal = effective_sample_size(pair, x, mask, 400, seed=0, ensemble="equal")
+    three = [program, toy_program("linear", seed=1), toy_program("selfmasking", seed=2)]
+    w = torch.cat([torch.softmax(log_w, 0) / 3
+                   for log_w, _ in _hand_weights_and_values(three, x, mask, 400, 0)])
+    equal = effective_sample_size(three, x, mask, 400, seed=0, ensemble="equal")
     torch.testing.assert_close(equal, 1 / (w ** 2).sum(0), rtol=1e-9, atol=0)
 
 

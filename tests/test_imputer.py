@@ -210,6 +210,14 @@ def test_check_refuses_a_truth_that_does_not_match(frame, fitted, tmp_path):
         fitted.check(holey, tmp_path / "swapped", X_true=data[["b", "a", "c", "d"]])
     with pytest.raises(ValueError, match="with missing values"):
         fitted.check(holey, tmp_path / "holey", X_true=holey)
+    with pytest.raises(ValueError, match=r"^X_true must be complete and shaped like X "
+                                         r"\(120, 4\), got shape \(120, 3\)$"):
+        fitted.check(holey, tmp_path / "narrow", X_true=data.iloc[:, :3])
+    nudged = data.copy()
+    nudged.iloc[0, 2] *= 1 + 5e-6  # observed values must agree to 1e-6 relative
+    with pytest.raises(ValueError, match="differs from X where X is observed: row 0, column "
+                                         "'c'"):
+        fitted.check(holey, tmp_path / "nudged", X_true=nudged)
     assert not (tmp_path / "swapped").exists()  # checked before anything is written
 
 
@@ -352,8 +360,32 @@ def test_saved_imputers_that_cannot_be_read_are_refused_by_name(frame, fitted, t
     with pytest.raises(ValueError, match=f"^{path} is a model checkpoint, not a saved "
                                          "NotMIWAEImputer$"):
         NotMIWAEImputer.load(path)
-    torch.save({k: v for k, v in blob.items() if k != "imputer_format"}, path)
-    loaded = NotMIWAEImputer.load(path)  # no format recorded: the first format
+    for change, message in (
+            (lambda b: b["model_config"].update(n_features=5),
+             ": the saved weights do not fit the model its configuration builds \\(.+\\)$"),
+            (lambda b: b.update(mean=b["mean"][:2]),
+             ": scaling of 2 features for a model of 4; the file is damaged$")):
+        damaged = {**blob, "model_config": dict(blob["model_config"])}
+        change(damaged)
+        torch.save(damaged, path)
+        with pytest.raises(ValueError, match=f"^{path}{message}"):
+            NotMIWAEImputer.load(path)
+    # Files of the first format may lack the format, the seed and the replicas' states.
+    torch.save({k: v for k, v in blob.items()
+                if k not in ("imputer_format", "seed", "replica_states")}, path)
+    loaded = NotMIWAEImputer.load(path)
     np.testing.assert_array_equal(loaded.transform(frame[1]), fitted.transform(frame[1]))
+    assert len(loaded.programs_) == 1
+    np.testing.assert_array_equal(loaded.history_, fitted.history_)
+    assert loaded.feature_names_in_.dtype == object
+    assert list(loaded.feature_names_in_) == list(fitted.feature_names_in_)
+    fitted.save(path)
+    assert NotMIWAEImputer.load(path).seed_ == fitted.seed_
+    plain = NotMIWAEImputer(**{**FAST, "iterations": 2, "random_state": 3})
+    plain.fit(frame[1].to_numpy()).save(path)  # fitted on an array: no feature names
+    assert not hasattr(NotMIWAEImputer.load(path), "feature_names_in_")
+    torch.save({k: v for k, v in torch.load(path, weights_only=True).items() if k != "seed"},
+               path)
+    assert NotMIWAEImputer.load(path).seed_ == 3  # no seed saved: random_state's
     with pytest.raises(NotFittedError, match="not fitted yet"):
         NotMIWAEImputer().save(tmp_path / "unfitted.pt")

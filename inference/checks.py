@@ -100,6 +100,15 @@ def correlation_table(data: np.ndarray, x_rep: np.ndarray, s_rep: np.ndarray,
     return pd.DataFrame(rows, columns=["feature_a", "feature_b", "corr", "corr_rep"])
 
 
+# How the figures look, apart from what they show (the plots' contents are tested; their
+# styling is not).
+TITLE = {"fontsize": 9}
+LEGEND = {"fontsize": 7}
+POINTS = {"s": 4, "alpha": 0.5}
+DIAGONAL = {"color": "k", "lw": 0.8}
+CENTRED = {"x": 0.5, "y": 0.5, "ha": "center"}
+
+
 def plot_histograms(data: np.ndarray, x_rep: np.ndarray, s_rep: np.ndarray,
                     names: list[str], path: str | Path) -> None:
     """Each feature: observed data vs replicated observed values vs replicated missing ones."""
@@ -115,8 +124,8 @@ def plot_histograms(data: np.ndarray, x_rep: np.ndarray, s_rep: np.ndarray,
         if (~s_rep[..., j]).any():
             ax.hist(x_rep[..., j][~s_rep[..., j]], bins, density=True, histtype="step",
                     ls="--", label="replicated, missing")
-        ax.set_title(names[j], fontsize=9)
-    axes[0].legend(fontsize=7)
+        ax.set_title(names[j], **TITLE)
+    axes[0].legend(**LEGEND)
     _save(plt, fig, axes, len(names), path)
 
 
@@ -170,9 +179,9 @@ def plot_missingness_curves(program: NotMIWAE, names: list[str], path: str | Pat
             centres, observed = observed_fraction(truth[0][:, j], truth[1][:, j])
             ax.plot(centres, observed, "o", ms=3, label="data (binned truth)")
         ax.set_ylim(-0.05, 1.05)
-        ax.set_title(names[j], fontsize=9)
+        ax.set_title(names[j], **TITLE)
     axes[0].set_ylabel("P(observed)")
-    axes[0].legend(fontsize=7)
+    axes[0].legend(**LEGEND)
     _save(plt, fig, axes, d, path)
 
 
@@ -200,12 +209,12 @@ def plot_imputed_vs_true(truth: np.ndarray, imputed: np.ndarray, mask: np.ndarra
         miss = ~mask[:, j]
         if miss.any():
             lo, hi = truth[miss, j].min(), truth[miss, j].max()
-            ax.scatter(truth[miss, j], imputed[miss, j], s=4, alpha=0.5)
-            ax.plot([lo, hi], [lo, hi], color="k", lw=0.8)
+            ax.scatter(truth[miss, j], imputed[miss, j], **POINTS)
+            ax.plot([lo, hi], [lo, hi], **DIAGONAL)
         else:
             ax.axis("off")
-            ax.text(0.5, 0.5, "no missing values", ha="center", transform=ax.transAxes)
-        ax.set_title(names[j], fontsize=9)
+            ax.text(s="no missing values", transform=ax.transAxes, **CENTRED)
+        ax.set_title(names[j], **TITLE)
     axes[0].set_xlabel("true")
     axes[0].set_ylabel("imputed")
     _save(plt, fig, axes, len(names), path)

@@ -159,7 +159,8 @@ def test_missingness_curves_plot_the_learned_probability(figures, tmp_path):
     axes = figures[0][0].axes
     assert len(axes[1].get_lines()) == 1
     np.testing.assert_allclose(axes[1].get_lines()[0].get_xdata(), np.linspace(-3, 3, 121))
-    with pytest.raises(ValueError, match="ignorable missing process: no curve to draw"):
+    with pytest.raises(ValueError, match="^the model has an ignorable missing process: no "
+                                         "curve to draw$"):
         checks.plot_missingness_curves(toy_program("ignorable", d=3), ["p", "q", "r"],
                                        tmp_path / "m.png")
 
@@ -184,5 +185,8 @@ def test_imputed_against_true_scatter(figures, tmp_path):
         lo, hi = truth[miss, j].min(), truth[miss, j].max()
         np.testing.assert_allclose(line.get_xdata(), [lo, hi])
         np.testing.assert_allclose(line.get_ydata(), [lo, hi])
-    assert not axes[3].axison and axes[3].texts[0].get_text() == "no missing values"
+    (note,) = axes[3].texts
+    assert not axes[3].axison and note.get_text() == "no missing values"
+    assert note.get_transform() is axes[3].transAxes and note.get_position() == (0.5, 0.5)
+    assert [ax.axison for ax in axes] == [True] * 3 + [False, True] + [False] * 3
     assert axes[3].get_title() == "y"

@@ -152,7 +152,8 @@ def test_default_sizes_of_the_parts():
     from notmiwae.models.decoders import GaussianDecoder, StudentTDecoder
     from notmiwae.models.encoders import GaussianEncoder
     from notmiwae.models.latent_mask import LatentMask
-    from notmiwae.models.missingness import LinearMissing, NonlinearMissing
+    from notmiwae.models.missingness import LinearMissing, NonlinearMissing, SelfMasking
+    from notmiwae.models.regressor import GaussianRegressor
 
     def defaults(part):
         return {k: v.default for k, v in inspect.signature(part).parameters.items()
@@ -161,11 +162,12 @@ def test_default_sizes_of_the_parts():
     # 128 tanh units (the paper's); a decoder's scale is softplus(.) + 1e-3
     for part in (GaussianDecoder, StudentTDecoder):
         assert defaults(part) == {"hidden": 128, "min_scale": 1e-3}, part
-    for part in (BernoulliDecoder, GaussianEncoder, LatentMask):
+    for part in (BernoulliDecoder, GaussianEncoder, LatentMask, GaussianRegressor):
         assert defaults(part) == {"hidden": 128}, part
     assert defaults(LinearGaussianDecoder) == {"min_scale": 1e-3}
     # the missing models: no latent mask unless asked; the hidden layer as wide as x
-    assert defaults(SelfMaskingKnown) == defaults(LinearMissing) == {"latent_mask": False}
+    for part in (SelfMasking, SelfMaskingKnown, LinearMissing):
+        assert defaults(part) == {"latent_mask": False}, part
     assert defaults(NonlinearMissing) == {"latent_mask": False, "hidden": None}
 
 

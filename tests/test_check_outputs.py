@@ -136,6 +136,9 @@ def test_missingness_curves_plot_the_learned_probability(figures, tmp_path):
     assert len(axes) == 3 and tuple(fig.get_size_inches()) == pytest.approx((9, 2.4))
     assert [ax.get_title() for ax in axes] == ["p", "q", "r"]
     assert axes[0].get_ylabel() == "P(observed)"
+    assert axes[0].get_legend() is not None and axes[1].get_legend() is None
+    assert axes[0].get_legend().get_texts()[0].get_fontsize() == 7
+    assert {ax.title.get_fontsize() for ax in axes} == {9}
     _, labels = axes[0].get_legend_handles_labels()
     assert labels == ["learned", "true", "data (binned truth)"]
     for j, ax in enumerate(axes):
@@ -159,6 +162,7 @@ def test_missingness_curves_plot_the_learned_probability(figures, tmp_path):
     checks.plot_missingness_curves(program, ["p", "q", "r"], tmp_path / "m.png")
     axes = figures[0][0].axes
     assert len(axes[1].get_lines()) == 1
+    assert all(ax.get_ylim() == pytest.approx((-0.05, 1.05)) for ax in axes)
     np.testing.assert_allclose(axes[1].get_lines()[0].get_xdata(), np.linspace(-3, 3, 121))
     with pytest.raises(ValueError, match="^the model has an ignorable missing process: no "
                                          "curve to draw$"):
@@ -180,9 +184,12 @@ def test_imputed_against_true_scatter(figures, tmp_path):
     for j in (0, 1, 2, 4):
         miss = ~mask[:, j]
         (points,) = axes[j].collections
+        assert points.get_sizes().tolist() == [4] and points.get_alpha() == 0.5
         np.testing.assert_allclose(points.get_offsets(), np.stack([truth[miss, j],
                                                                    imputed[miss, j]], 1))
         (line,) = axes[j].get_lines()
+        assert line.get_color() == "k" and line.get_linewidth() == 0.8
+        assert axes[j].title.get_fontsize() == 9
         lo, hi = truth[miss, j].min(), truth[miss, j].max()
         np.testing.assert_allclose(line.get_xdata(), [lo, hi])
         np.testing.assert_allclose(line.get_ydata(), [lo, hi])

@@ -209,7 +209,9 @@ def test_check_refuses_a_truth_that_does_not_match(frame, fitted, tmp_path):
     data, holey = frame
     with pytest.raises(ValueError, match="X_true differs from X where X is observed: row 0"):
         fitted.check(holey, tmp_path / "swapped", X_true=data[["b", "a", "c", "d"]])
-    with pytest.raises(ValueError, match="with missing values"):
+    with pytest.raises(ValueError, match=r"^X_true must be complete and shaped like X "
+                                         r"\(120, 4\), got shape \(120, 4\) with missing "
+                                         "values$"):
         fitted.check(holey, tmp_path / "holey", X_true=holey)
     with pytest.raises(ValueError, match=r"^X_true must be complete and shaped like X "
                                          r"\(120, 4\), got shape \(120, 3\)$"):
@@ -233,6 +235,18 @@ def test_observed_fraction_recovers_a_known_mechanism():
     # A cut-off mechanism (the paper's) gives 1 below it and 0 above it.
     centres, fraction = observed_fraction(x, x <= 0, bins=8)
     np.testing.assert_array_equal(fraction, (centres < 0).astype(float))
+
+
+def test_observed_fraction_by_hand():
+    """Four bins over [0, 3] (edges 0, 0.75, 1.5, 2.25, 3): the maximum falls in the last
+    bin, and a bin of fewer than 5 rows is left out."""
+    values = np.repeat([0.0, 1.0, 2.0, 3.0], [5, 6, 4, 5])
+    observed = np.array([1, 1, 0, 0, 0] + [1] * 6 + [1] * 4 + [0] * 5, dtype=bool)
+    centres, fraction = observed_fraction(values, observed, bins=4)
+    np.testing.assert_allclose(centres, [0.375, 1.125, 2.625])
+    np.testing.assert_allclose(fraction, [0.4, 1.0, 0.0])
+    centres, _ = observed_fraction(np.linspace(0, 1, 200), np.ones(200, bool))
+    assert len(centres) == 20  # 20 bins by default, 10 rows each
 
 
 def test_learned_mechanism_of_a_masked_model_averages_over_z_mask():
@@ -349,10 +363,8 @@ def test_saved_imputers_that_cannot_be_read_are_refused_by_name(frame, fitted, t
     for other, message in (([1, 2], "is not a notmiwae-pyro checkpoint"),
                            ({"a": 1}, "is not a notmiwae-pyro checkpoint"),
                            ({**blob, "extra": NotAWeight()}, "is not a readable saved imputer"),
-                           ({**blob, "imputer_format": 9},
-                            "was saved by notmiwae unknown \\(format 9\\); this is notmiwae")):
-        if isinstance(other, dict) and "imputer_format" in other:
-            other.pop("version", None)
+                           ({**blob, "imputer_format": 9, "version": "9.9"},
+                            "was saved by notmiwae 9.9 \\(format 9\\); this is notmiwae")):
         torch.save(other, path)
         with pytest.raises(ValueError, match=f"^{path} {message}"):
             NotMIWAEImputer.load(path)
@@ -372,6 +384,10 @@ def test_saved_imputers_that_cannot_be_read_are_refused_by_name(frame, fitted, t
         with pytest.raises(ValueError, match=f"^{path}{message}"):
             NotMIWAEImputer.load(path)
     # Files of the first format may lack the format, the seed and the replicas' states.
+    torch.save({k: v for k, v in blob.items() if k not in ("version", "imputer_format")}
+               | {"imputer_format": 2}, path)
+    with pytest.raises(ValueError, match="saved by notmiwae unknown \\(format 2\\)"):
+        NotMIWAEImputer.load(path)
     torch.save({k: v for k, v in blob.items()
                 if k not in ("imputer_format", "seed", "replica_states")}, path)
     loaded = NotMIWAEImputer.load(path)
@@ -390,3 +406,10 @@ def test_saved_imputers_that_cannot_be_read_are_refused_by_name(frame, fitted, t
     assert NotMIWAEImputer.load(path).seed_ == 3  # no seed saved: random_state's
     with pytest.raises(NotFittedError, match="not fitted yet"):
         NotMIWAEImputer().save(tmp_path / "unfitted.pt")
+
+
+def test_an_error_is_summed_up_by_its_first_line_or_its_type():
+    from notmiwae.inference.imputer import _first_line
+
+    assert _first_line(ValueError("  bad magic number\nmore detail\n")) == "bad magic number"
+    assert _first_line(KeyError()) == "KeyError" and _first_line(OSError(" ")) == "OSError"

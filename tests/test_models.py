@@ -147,28 +147,28 @@ def test_installed_parts_are_loaded_once_each_and_functions_called(monkeypatch):
 
 
 def test_default_sizes_of_the_parts():
-    import inspect
-
+    """Parts built with their defaults: 128 tanh units (the paper's), a decoder scale of
+    softplus(.) + 1e-3, no latent-mask gain, a nonlinear missing model as wide as x."""
     from notmiwae.models.decoders import GaussianDecoder, StudentTDecoder
     from notmiwae.models.encoders import GaussianEncoder
     from notmiwae.models.latent_mask import LatentMask
-    from notmiwae.models.missingness import LinearMissing, NonlinearMissing, SelfMasking
+    from notmiwae.models.missingness import NonlinearMissing, SelfMasking
     from notmiwae.models.regressor import GaussianRegressor
 
-    def defaults(part):
-        return {k: v.default for k, v in inspect.signature(part).parameters.items()
-                if v.default is not inspect.Parameter.empty}
+    def shapes(part):
+        return {name: tuple(p.shape) for name, p in part.named_parameters()}
 
-    # 128 tanh units (the paper's); a decoder's scale is softplus(.) + 1e-3
-    for part in (GaussianDecoder, StudentTDecoder):
-        assert defaults(part) == {"hidden": 128, "min_scale": 1e-3}, part
-    for part in (BernoulliDecoder, GaussianEncoder, LatentMask, GaussianRegressor):
-        assert defaults(part) == {"hidden": 128}, part
-    assert defaults(LinearGaussianDecoder) == {"min_scale": 1e-3}
-    # the missing models: no latent mask unless asked; the hidden layer as wide as x
-    for part in (SelfMasking, SelfMaskingKnown, LinearMissing):
-        assert defaults(part) == {"latent_mask": False}, part
-    assert defaults(NonlinearMissing) == {"latent_mask": False, "hidden": None}
+    for decoder in (GaussianDecoder(2, 3), StudentTDecoder(2, 3), BernoulliDecoder(2, 3)):
+        assert shapes(decoder)["trunk.0.weight"] == (128, 2)
+    assert shapes(GaussianEncoder(3, 2))["trunk.0.weight"] == (128, 3)
+    mask_net = shapes(LatentMask(3, 2))
+    assert mask_net["encoder.trunk.0.weight"] == (128, 3)
+    assert mask_net["effect.0.0.weight"] == (128, 2)
+    assert shapes(GaussianRegressor(3))["hidden.weight"] == (128, 3)
+    assert shapes(NonlinearMissing(5))["net.0.weight"] == (5, 5)
+    assert SelfMasking(3).gain is None and SelfMaskingKnown(3).gain is None
+    for decoder in (GaussianDecoder(2, 3), StudentTDecoder(2, 3), LinearGaussianDecoder(2, 3)):
+        assert decoder.min_scale == 1e-3
 
 
 def test_a_program_replaces_another_programs_parameters_in_the_param_store():

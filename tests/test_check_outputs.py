@@ -216,3 +216,13 @@ def test_a_masked_models_curves_share_one_set_of_500_z_mask_draws(figures, tmp_p
         x[:, j] = torch.as_tensor(grid, dtype=torch.float32)
         expected = checks.learned_observed_probability(program, x, z_mask)[:, j].numpy()
         np.testing.assert_allclose(ax.get_lines()[0].get_ydata(), expected, rtol=1e-6)
+
+
+def test_one_feature_gets_a_figure_of_one_panel(figures, tmp_path):
+    truth = np.arange(10.0).reshape(10, 1)
+    mask = np.arange(10).reshape(10, 1) % 2 == 0
+    checks.plot_imputed_vs_true(truth, truth + 0.5, mask, ["only"], tmp_path / "one.png")
+    ((fig, _, _),) = figures
+    assert [ax.get_title() for ax in fig.axes] == ["only"]
+    np.testing.assert_allclose(fig.axes[0].collections[0].get_offsets(),
+                               np.stack([truth[~mask], truth[~mask] + 0.5], 1))

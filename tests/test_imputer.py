@@ -1,6 +1,7 @@
 """The scikit-learn imputer: API, Pipeline, clone, pickle, save/load, validation."""
 
 import pickle
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -413,3 +414,44 @@ def test_an_error_is_summed_up_by_its_first_line_or_its_type():
 
     assert _first_line(ValueError("  bad magic number\nmore detail\n")) == "bad magic number"
     assert _first_line(KeyError()) == "KeyError" and _first_line(OSError(" ")) == "OSError"
+
+
+def test_frames_that_cannot_be_trained_on_are_refused_at_the_edges(monkeypatch):
+    """Duplicate names; 10 rows with an observed value are enough (9 are not), and fewer
+    than 100 warn (100 do not): the messages in full."""
+    from notmiwae.inference import imputer as imputer_module
+
+    rng = np.random.default_rng(0)
+
+    def rows(n):
+        data = pd.DataFrame(rng.normal(size=(120, 2)), columns=["a", "b"])
+        data.iloc[n:] = np.nan  # rows with nothing observed do not count
+        return data
+
+    monkeypatch.setattr(imputer_module, "fit", lambda *a, **k: pytest.skip("not reached"))
+    with pytest.raises(ValueError, match=r"^duplicate column name\(s\) \['a'\]; every "
+                                         "column needs its own name$"):
+        NotMIWAEImputer().fit(rows(50).set_axis(["a", "a"], axis=1))
+    with pytest.raises(ValueError, match=r"^9 row\(s\) with an observed value "
+                                         r"\(n_samples=9\); at least 10 are needed to "
+                                         "learn from$"):
+        NotMIWAEImputer().fit(rows(9))
+    calls = []
+    monkeypatch.setattr(imputer_module, "fit", lambda *a, **k: calls.append(1) or 1 / 0)
+    for n, warned in ((10, True), (99, True), (100, False)):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            with pytest.raises(ZeroDivisionError):  # training (stubbed) is reached
+                NotMIWAEImputer().fit(rows(n))
+        messages = [str(w.message) for w in caught if w.category is UserWarning]
+        expected = (f"only {n} rows with an observed value: with fewer than 100 the model "
+                    "learns little, and imputations lean on its prior")
+        assert messages == ([expected] if warned else []), n
+    assert len(calls) == 3
+
+
+def test_progress_is_shown_from_1000_iterations_when_verbose_is_auto():
+    assert not NotMIWAEImputer(iterations=999)._progress()
+    assert NotMIWAEImputer(iterations=1000)._progress()
+    assert not NotMIWAEImputer(iterations=5000, verbose=False)._progress()
+    assert NotMIWAEImputer(iterations=5, verbose=True)._progress()

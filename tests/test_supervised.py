@@ -180,3 +180,13 @@ def test_joint_replicas_equal_separate_runs():
     a = torch.cat([p.detach().flatten() for p in together.replica(1).parameters()])
     b = torch.cat([p.detach().flatten() for p in alone.program.parameters()])
     torch.testing.assert_close(a, b, rtol=0, atol=2e-5)
+
+
+def test_a_known_target_needs_a_program_with_a_target():
+    from notmiwae.inference.imputation import impute
+
+    program = build_model(ModelConfig(n_features=3))
+    x, mask = torch.zeros(4, 3), torch.ones(4, 3, dtype=torch.bool)
+    with pytest.raises(ValueError, match=r"^y given, but the program has no target "
+                                         r"\(target=True\)$"):
+        impute(program, x, mask, 5, y=torch.zeros(4))

@@ -1,5 +1,7 @@
 """The tables and figures of the posterior predictive checks, read back element by element."""
 
+import warnings
+
 import matplotlib
 import numpy as np
 import pandas as pd
@@ -50,6 +52,17 @@ def test_summary_table_by_hand():
     np.testing.assert_allclose(table["observed_mean_rep"], np.nanmean(rep, (0, 1)))
     np.testing.assert_allclose(table["observed_sd"], np.nanstd(data, 0))
     np.testing.assert_allclose(table["observed_sd_rep"], np.nanstd(rep, (0, 1)))
+
+
+def test_a_feature_the_replicates_never_observe_has_no_replicated_mean_and_no_warning():
+    data, x_rep, s_rep, names = data_and_replicates()
+    s_rep[..., 1] = False
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        table = checks.summary_table(data, x_rep, s_rep, names)
+    assert table.loc[1, "missing_rate_rep"] == 1.0
+    assert np.isnan(table.loc[1, ["observed_mean_rep", "observed_sd_rep"]]).all()
+    assert np.isfinite(table.loc[0, ["observed_mean_rep", "observed_sd_rep"]]).all()
 
 
 def test_correlation_table_by_hand():

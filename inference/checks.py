@@ -77,8 +77,9 @@ def summary_table(data: np.ndarray, x_rep: np.ndarray, s_rep: np.ndarray,
     rate_rep = 1 - s_rep.mean(axis=1)  # (S, D)
     with warnings.catch_warnings():
         # A feature the replicates never observe has no observed mean or sd: NaN in the
-        # table, without numpy's "Mean of empty slice" warnings.
-        warnings.simplefilter("ignore", RuntimeWarning)
+        # table, without numpy's warnings about it (other warnings still show).
+        for message in ("Mean of empty slice", "Degrees of freedom <= 0 for slice"):
+            warnings.filterwarnings("ignore", message, RuntimeWarning)
         table = pd.DataFrame({
             "feature": names,
             "missing_rate": 1 - observed.mean(axis=0),
@@ -104,8 +105,7 @@ def correlation_table(data: np.ndarray, x_rep: np.ndarray, s_rep: np.ndarray,
     return pd.DataFrame(rows, columns=["feature_a", "feature_b", "corr", "corr_rep"])
 
 
-# How the figures look, apart from what they show (the plots' contents are tested; their
-# styling is not).
+# How the figures look, apart from what they show (both are pinned by the tests).
 TITLE = {"fontsize": 9}
 LEGEND = {"fontsize": 7}
 POINTS = {"s": 4, "alpha": 0.5}

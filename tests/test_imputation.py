@@ -305,4 +305,21 @@ def test_warnings_name_the_callers_line():
         imputer.fit(frame)
     with pytest.warns(imputation.LowEffectiveSampleSize) as through_the_imputer:
         imputer.sample(frame, m=50)
-    assert {w.filename for w in [*caught, *through_the_imputer]} == {__file__}
+    low_ess = [w for w in [*caught, *through_the_imputer]
+               if w.category is imputation.LowEffectiveSampleSize]
+    assert low_ess and {w.filename for w in low_ess} == {__file__}
+    # Through scikit-learn's wrappers too: the few-rows warning of fit
+    from sklearn.pipeline import make_pipeline
+
+    for fit in (lambda: clone_of(imputer).fit_transform(frame),
+                lambda: make_pipeline(clone_of(imputer)).fit(frame)):
+        with pytest.warns(UserWarning, match="only 40 rows") as few_rows:
+            fit()
+        assert {w.filename for w in few_rows if "only 40 rows" in str(w.message)} \
+            == {__file__}
+
+
+def clone_of(estimator):
+    from sklearn.base import clone
+
+    return clone(estimator)

@@ -46,17 +46,29 @@ def test_examples_in_the_public_docstrings_run(name):
 
 
 def excerpts() -> list[str]:
-    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(encoding="utf-8"), re.S)
     return [b for b in blocks if b.startswith("# from ")]
+
+
+def test_the_readme_quotes_the_program():
+    assert len(excerpts()) == 2  # the model's core, and the latent mask's lines
+
+
+def _code(line: str) -> str:
+    """A line without indentation and without a comment at its end (two spaces, #)."""
+    return re.sub(r"\s{2,}#.*$", "", line).strip()
 
 
 @pytest.mark.parametrize("index", range(len(excerpts())))
 def test_readme_excerpts_are_the_package_code(index):
-    """An excerpt quotes its file: every line, stripped of indentation and of a comment
-    added at its end, is a line there ("..." stands for lines left out)."""
+    """An excerpt quotes its file: its lines, stripped of indentation and end-of-line
+    comments, appear there in the same order ("..." stands for lines left out)."""
     first, *lines = excerpts()[index].splitlines()
     path = README.parent / re.match(r"# from (\S+)", first).group(1)
-    source = {line.strip() for line in path.read_text().splitlines()}
-    quoted = [re.sub(r'\s+# [^"]*$', '', line).strip() for line in lines]
-    missing = [line for line in quoted if line not in ("", "...") and line not in source]
-    assert not missing, f"{path.name} has no line {missing[0]!r}"
+    source = [_code(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    at = 0
+    for line in (_code(line) for line in lines):
+        if line in ("", "..."):
+            continue
+        assert line in source[at:], f"{path.name} has no line {line!r} after line {at}"
+        at = source.index(line, at) + 1

@@ -342,7 +342,8 @@ def test_few_rows_warn_and_a_constant_column_stays_as_it_is():
     with pytest.warns(UserWarning, match="only 30 rows with an observed value: with fewer "
                                          "than 100") as caught:
         imputer = NotMIWAEImputer(**TINY).fit(data)
-    assert caught[0].filename == __file__  # the warning names the caller's line
+    few = [w for w in caught if "only 30 rows" in str(w.message)]
+    assert few and {w.filename for w in few} == {__file__}  # the caller's line
     out = imputer.transform(data)
     assert np.isfinite(out).all()
     assert (out[:, 3] == 7.25).all()

@@ -146,7 +146,7 @@ def test_rows_with_a_new_column_rewrite_the_file_whole(tmp_path):
 
 def test_mask_accuracy_thresholds_the_learned_logits_at_one_half():
     x = np.array([[0.5, -2.0], [2.0, 0.1], [-1.0, 3.0], [0.0, 1.0]])
-    mask = np.array([[True, True], [False, True], [True, False], [True, False]])
+    mask = np.array([[True, True], [False, True], [True, False], [True, True]])
     program = build_model(config_from_name("notmiwae:selfmasking", n_features=2))
     with torch.no_grad():
         program.missingness.weight.copy_(torch.tensor([1.0, -2.0]))
@@ -154,7 +154,7 @@ def test_mask_accuracy_thresholds_the_learned_logits_at_one_half():
     # logit = -W (x - b): column 0 observed iff x <= 0, column 1 observed iff x >= 1.
     # Row 3 lies on the boundary, logit 0: P = 1/2 counts as observed.
     predicted = np.array([[False, False], [False, False], [True, True], [True, True]])
-    assert mask_accuracy(program, x, mask) == np.mean(predicted == mask) == 3 / 8
+    assert mask_accuracy(program, x, mask) == np.mean(predicted == mask) == 4 / 8
     for name in ("miwae", "masked-notmiwae:selfmasking"):  # no mask model, or one with z_mask
         assert np.isnan(mask_accuracy(build_model(config_from_name(name, n_features=2)),
                                       x, mask))

@@ -219,7 +219,7 @@ def test_a_pooled_ensemble_of_one_program_is_the_single_run():
 
 def test_an_ensemble_of_no_program_or_an_unknown_weighting_is_refused():
     x, mask, _ = toy_data()
-    with pytest.raises(ValueError, match="at least one program"):
+    with pytest.raises(ValueError, match="^an ensemble needs at least one program$"):
         impute([], x, mask, 10)
     with pytest.raises(ValueError, match="ensemble must be one of"):
         impute(toy_program(), x, mask, 10, ensemble="mixed")
@@ -323,3 +323,16 @@ def clone_of(estimator):
     from sklearn.base import clone
 
     return clone(estimator)
+
+
+def test_block_sizes_per_device_and_a_known_targets_type():
+    """A GPU takes blocks of 1,024 rows x 1,000 samples (decided by the device's type, so
+    checked without one); a known target comes back as an (N, 1) column of x's dtype."""
+    assert imputation.block_sizes(torch.device("cuda"), None, None) == (1024, 1000)
+    assert imputation.block_sizes(torch.device("cuda"), 7, 9) == (7, 9)
+    from notmiwae.models import ModelConfig, build_model
+
+    program = build_model(ModelConfig(n_features=3, target=True))
+    y = imputation._known_target(program, torch.arange(4, dtype=torch.float64),
+                                 torch.zeros(4, 3))
+    assert y.dtype == torch.float32 and y.tolist() == [[0.0], [1.0], [2.0], [3.0]]

@@ -462,3 +462,14 @@ def test_progress_is_shown_from_1000_iterations_when_verbose_is_auto():
     assert NotMIWAEImputer(iterations=1000)._progress()
     assert not NotMIWAEImputer(iterations=5000, verbose=False)._progress()
     assert NotMIWAEImputer(iterations=5, verbose=True)._progress()
+
+
+def test_the_imputers_defaults():
+    """The defaults the README documents: the paper's networks and training, L = 1,000."""
+    imputer = NotMIWAEImputer()
+    expected = {"hidden": 128, "iterations": 20_000, "batch_size": 16, "num_particles": 20,
+                "learning_rate": 1e-3, "init": "torch", "num_samples": 1_000,
+                "missing": "selfmasking_known", "decoder": "gaussian", "latent_dim": None,
+                "replicas": 1, "ensemble": "pooled", "random_state": 0, "estimator": "mean",
+                "prior": "normal", "latent_mask": False, "verbose": "auto", "compile": "auto"}
+    assert {k: getattr(imputer, k) for k in expected} == expected

@@ -213,6 +213,7 @@ def test_a_program_pickles_before_and_after_its_guide_has_run():
         program.guide(x, mask)
     copy = pickle.loads(pickle.dumps(program))
     assert "trace" in vars(program.guide) and "trace" not in vars(copy.guide)
+    pickle.loads(pickle.dumps(copy))  # and again, from the copy that has no trace
 
 
 @pytest.mark.xfail(strict=True, raises=TypeError,

@@ -155,6 +155,11 @@ def test_mask_accuracy_thresholds_the_learned_logits_at_one_half():
     # Row 3 lies on the boundary, logit 0: P = 1/2 counts as observed.
     predicted = np.array([[False, False], [False, False], [True, True], [True, True]])
     assert mask_accuracy(program, x, mask) == np.mean(predicted == mask) == 4 / 8
+    # float64 data reach a float32 dense missing model in its own dtype
+    dense = build_model(config_from_name("notmiwae:linear", n_features=2))
+    with torch.no_grad():
+        expected = (dense.missingness(torch.tensor(x, dtype=torch.float32)) >= 0).numpy()
+    assert mask_accuracy(dense, x, mask) == np.mean(expected == mask)
     for name in ("miwae", "masked-notmiwae:selfmasking"):  # no mask model, or one with z_mask
         assert np.isnan(mask_accuracy(build_model(config_from_name(name, n_features=2)),
                                       x, mask))

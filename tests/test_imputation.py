@@ -336,3 +336,24 @@ def test_block_sizes_per_device_and_a_known_targets_type():
     y = imputation._known_target(program, torch.arange(4, dtype=torch.float64),
                                  torch.zeros(4, 3))
     assert y.dtype == torch.float32 and y.tolist() == [[0.0], [1.0], [2.0], [3.0]]
+
+
+@pytest.mark.parametrize("num_samples, sample_chunk, expected", [
+    (500, None, (32, 500)),  # about 16,384 (row, sample) pairs a block on the CPU
+    (100, None, (128, 500)),  # 16,384 // 100 = 163: the power of two below, 128
+    (10, None, (1024, 500)),  # 1,638 rows would do: at most 1,024
+    (1, None, (1024, 500)),  # (a chunk of 500 samples holds all L)
+    (10_000, None, (32, 500)),  # chunks of 500 samples
+    (10_000, 50, (256, 50)),
+    (10_000, 600, (32, 600)),  # 27 rows would do: at least 32
+])
+def test_cpu_block_sizes(num_samples, sample_chunk, expected):
+    cpu = torch.device("cpu")
+    assert imputation.block_sizes(cpu, None, sample_chunk, num_samples) == expected
+    assert imputation.block_sizes(cpu, 5, sample_chunk, num_samples)[0] == 5
+
+
+def test_one_importance_sample_is_enough_to_impute():
+    x, mask, _ = toy_data()
+    out = impute(toy_program(), x, mask, 1, seed=0)
+    assert torch.equal(out[mask], x[mask]) and torch.isfinite(out).all()

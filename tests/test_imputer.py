@@ -479,3 +479,12 @@ def test_the_imputers_defaults():
                 "replicas": 1, "ensemble": "pooled", "random_state": 0, "estimator": "mean",
                 "prior": "normal", "latent_mask": False, "verbose": "auto", "compile": "auto"}
     assert {k: getattr(imputer, k) for k in expected} == expected
+
+
+def test_values_up_to_1e150_are_accepted_and_beyond_refused(frame):
+    data = frame[1].copy()
+    data.iloc[0, 1] = 1e150  # the largest value standardising cannot overflow
+    NotMIWAEImputer(**{**FAST, "iterations": 2}).fit(data)
+    data.iloc[0, 1] = 2e150
+    with pytest.raises(ValueError, match="column 'b' holds a value too large to standardise"):
+        NotMIWAEImputer(**{**FAST, "iterations": 2}).fit(data)

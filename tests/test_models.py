@@ -46,7 +46,9 @@ def test_bad_names_are_named(name, message):
 
 
 def test_discrete_decoder_refuses_a_non_ignorable_missing_model():
-    with pytest.raises(ValueError, match="cannot reparameterize"):
+    with pytest.raises(ValueError, match="^BernoulliDecoder cannot reparameterize x\\^m, which a "
+                                         "non-ignorable missing model needs; use "
+                                         r"missingness=None \(MIWAE\) with it$"):
         build_model(ModelConfig(n_features=3, decoder="bernoulli", missing="linear"))
     miwae = build_model(ModelConfig(n_features=3, decoder="bernoulli", missing="ignorable"))
     assert isinstance(miwae.decoder, BernoulliDecoder) and miwae.missingness is None
@@ -233,3 +235,29 @@ def test_a_program_pickles_after_plain_pyro_has_registered_its_parameters():
         pickle.dumps(program)
     finally:
         pyro.clear_param_store()
+
+
+def test_a_program_is_named_notmiwae_and_a_latent_mask_needs_a_missing_model():
+    from notmiwae.models.latent_mask import LatentMask
+    from notmiwae.models.program import NotMIWAE
+
+    program = build_model(ModelConfig(n_features=3))
+    assert program.name == "notmiwae"  # its parameters' prefix in Pyro's param store
+    parts = {k: getattr(program, k) for k in ("prior", "decoder", "encoder")}
+    with pytest.raises(ValueError, match="^a latent mask variable needs a missing model to "
+                                         "act on$"):
+        NotMIWAE(**parts, missingness=None, latent_mask=LatentMask(3, 2))
+
+
+def test_dense_layers_start_like_nn_linear():
+    import math
+
+    import torch
+
+    from notmiwae.models.networks import Dense
+
+    torch.manual_seed(0)
+    layer = Dense(16, 64)
+    bound = 1 / math.sqrt(16)
+    for values in (layer.weight, layer.bias):
+        assert values.abs().max() <= bound and values.min() < -bound / 2 < bound / 2 < values.max()

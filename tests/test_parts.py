@@ -31,7 +31,7 @@ from notmiwae.models.missingness import (
 from notmiwae.models.networks import Dense, glorot_, mlp
 from notmiwae.models.parts import PartError, check_part
 from notmiwae.models.priors import StandardNormalPrior
-from notmiwae.models.registry import DECODERS, MISSING_MODELS, register
+from notmiwae.models.registry import DECODERS, MISSING_MODELS, PRIORS, register
 from notmiwae.models.regressor import GaussianRegressor
 from tests.parts import (
     dense,
@@ -628,3 +628,32 @@ def test_a_missing_model_without_a_shift_argument_cannot_take_a_latent_mask():
             build_model(ModelConfig(n_features=3, missing="x-only", latent_mask=True))
     finally:
         MISSING_MODELS.pop("x-only")
+
+
+def test_build_model_checks_each_configured_part_by_its_name():
+    """Each registered part is checked under the name it was configured with, and a
+    missing model of a masked not-MIWAE is checked with a shift."""
+    class ShiftBreaks(torch.nn.Module):  # fine without a shift, wrong shape with one
+        def __init__(self, n_features, latent_mask=False):
+            super().__init__()
+
+        def forward(self, x, shift=None):
+            return x if shift is None else x[:, :1]
+
+    register("prior", "flat-prior", lambda latent_dim: Returns(torch.zeros(latent_dim)))
+    register("decoder", "flat-decoder", lambda latent, d, hidden: Returns(torch.zeros(3, d)))
+    register("missing", "shift-breaks", ShiftBreaks)
+    try:
+        for kwargs, message in (
+                ({"prior": "flat-prior"}, "^prior 'flat-prior': forward\\(\\) returned a Tensor"),
+                ({"decoder": "flat-decoder"}, "^decoder 'flat-decoder': forward\\(z of shape"),
+                ({"missing": "shift-breaks", "latent_mask": True},
+                 "^missing model 'shift-breaks': forward\\(x of shape \\(3, 3\\)\\) gave "
+                 "\\(3, 1\\)")):
+            with pytest.raises(PartError, match=message):
+                build_model(ModelConfig(n_features=3, **kwargs))
+        build_model(ModelConfig(n_features=3, missing="shift-breaks"))  # no shift: fine
+    finally:
+        PRIORS.pop("flat-prior")
+        DECODERS.pop("flat-decoder")
+        MISSING_MODELS.pop("shift-breaks")

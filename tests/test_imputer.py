@@ -155,7 +155,9 @@ def test_input_sklearn_refuses_is_refused(bad, kind, message):
 
 
 def test_sparse_input_is_refused():
-    with pytest.raises(TypeError, match="sparse input is not supported"):
+    with pytest.raises(TypeError, match=r"^X is sparse; sparse input is not supported: pass "
+                                        r"a dense array \(X.toarray\(\)\) with NaN for "
+                                        "missing values$"):
         NotMIWAEImputer(**FAST).fit(scipy.sparse.csr_matrix(np.eye(3)))
 
 
@@ -488,3 +490,15 @@ def test_values_up_to_1e150_are_accepted_and_beyond_refused(frame):
     data.iloc[0, 1] = 2e150
     with pytest.raises(ValueError, match="column 'b' holds a value too large to standardise"):
         NotMIWAEImputer(**{**FAST, "iterations": 2}).fit(data)
+
+
+def test_frames_become_float_arrays_and_infinities_are_named_in_full():
+    from notmiwae.inference.imputer import as_float_array
+
+    ints = as_float_array(pd.DataFrame({"a": [1, 2, 3], "b": [4, 5, 6]}))
+    assert ints.dtype == np.float64 and ints.tolist() == [[1, 4], [2, 5], [3, 6]]
+    data = pd.DataFrame({"a": [1.0, np.nan, 3.0], "b": [4.0, 5.0, -np.inf]})
+    with pytest.raises(ValueError, match=r"^column 'b' holds an infinite value -inf "
+                                         r"\(row 2\); use NaN for a missing value$"):
+        NotMIWAEImputer(**FAST).fit(data)
+    assert NotMIWAEImputer().__sklearn_tags__().input_tags.allow_nan is True

@@ -147,6 +147,7 @@ def test_missingness_curves_plot_the_learned_probability(figures, tmp_path):
     assert kwargs == {"dpi": 110}
     axes = fig.axes
     assert len(axes) == 3 and tuple(fig.get_size_inches()) == pytest.approx((9, 2.4))
+    assert all(ax.axison for ax in axes)  # every panel drawn
     assert [ax.get_title() for ax in axes] == ["p", "q", "r"]
     assert axes[0].get_ylabel() == "P(observed)"
     assert axes[0].get_legend() is not None and axes[1].get_legend() is None

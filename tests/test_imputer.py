@@ -144,10 +144,20 @@ def test_scikit_learn_estimator_checks(estimator, check):
 
 
 @pytest.mark.parametrize("bad, kind, message", [
-    (np.array([[1 + 2j, 0.5]]), ValueError, "Complex data not supported"),
+    (np.array([[1 + 2j, 0.5]]), ValueError,
+     "^Complex data not supported: X holds complex numbers$"),
     (pd.DataFrame({"a": [1 + 2j, 0.5]}), ValueError, "column 'a' holds complex numbers"),
-    (np.arange(3.0), ValueError, "Reshape your data"),
-    (np.zeros((3, 0)), ValueError, "0 feature"),
+    (np.arange(3.0), ValueError, re.escape(
+        "X must be 2-dimensional (rows x features), got shape (3,); Reshape your data: "
+        "X.reshape(-1, 1) if it is one feature, X.reshape(1, -1) if it is one row") + "$"),
+    (np.zeros((3, 0)), ValueError, re.escape(
+        "X has 0 feature(s) (shape=(3, 0)) while a minimum of 1 is required: at least one "
+        "row and one column") + "$"),
+    (np.zeros((0, 3)), ValueError, re.escape("X has 0 row(s) (shape=(0, 3))")),
+    (np.array([["a", "b"]], dtype=object), ValueError,
+     "^X must be numeric with NaN for missing values: could not convert"),
+    (np.array([[{}, 1.0]], dtype=object), TypeError,
+     "^X must be numeric with NaN for missing values: float\\(\\) argument must be"),
 ])
 def test_input_sklearn_refuses_is_refused(bad, kind, message):
     with pytest.raises(kind, match=message):
@@ -497,6 +507,7 @@ def test_frames_become_float_arrays_and_infinities_are_named_in_full():
 
     ints = as_float_array(pd.DataFrame({"a": [1, 2, 3], "b": [4, 5, 6]}))
     assert ints.dtype == np.float64 and ints.tolist() == [[1, 4], [2, 5], [3, 6]]
+    assert as_float_array(np.array([[1, 2], [3, 4]])).dtype == np.float64
     data = pd.DataFrame({"a": [1.0, np.nan, 3.0], "b": [4.0, 5.0, -np.inf]})
     with pytest.raises(ValueError, match=r"^column 'b' holds an infinite value -inf "
                                          r"\(row 2\); use NaN for a missing value$"):

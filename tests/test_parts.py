@@ -90,6 +90,10 @@ def test_self_masking_with_a_latent_mask_adds_gain_times_shift():
     x, shift = rng(1).normal(size=(6, D)), rng(2).normal(size=(6, D))
     close(part(tensor(x), tensor(shift)), -w * (x - b) + g * shift)
     close(part(tensor(x)), -w * (x - b))  # no shift: the plain logits
+    plain = SelfMasking(D)  # built without a latent mask: a shift is refused
+    with pytest.raises(ValueError, match="^build with latent_mask=True to take a latent mask "
+                                         "shift$"):
+        plain(tensor(x), tensor(shift))
 
 
 def test_self_masking_known_logits_use_softplus_of_w():
@@ -348,7 +352,8 @@ def test_build_model_wires_sizes_from_the_config():
     ({"hidden": 0}, "hidden must be >= 1, got 0"),
     ({"target_hidden": 0}, "target_hidden must be >= 1"),
     ({"mask_latent_dim": 0}, "mask_latent_dim must be >= 1"),
-    ({"missing": "ignorable", "latent_mask": True}, "latent_mask needs a non-ignorable"),
+    ({"missing": "ignorable", "latent_mask": True},
+     "^latent_mask needs a non-ignorable missing model$"),
 ])
 def test_bad_configurations_are_named(kwargs, message):
     with pytest.raises(ValueError, match=message):

@@ -108,7 +108,7 @@ def block_sizes(device: torch.device, row_batch: int | None, sample_chunk: int |
     else:
         samples = 500
         per_row = min(num_samples or samples, sample_chunk or samples)
-        rows = min(1024, max(32, 1 << (16_384 // per_row).bit_length() - 1))
+        rows = min(1024, max(32, 1 << max(1, 16_384 // per_row).bit_length() - 1))
     return row_batch or rows, sample_chunk or samples
 
 

@@ -346,6 +346,7 @@ def test_block_sizes_per_device_and_a_known_targets_type():
     (10_000, None, (32, 500)),  # chunks of 500 samples
     (10_000, 50, (256, 50)),
     (10_000, 600, (32, 600)),  # 27 rows would do: at least 32
+    (20_000, 20_000, (32, 20_000)),  # chunks beyond 16,384 samples: 32 rows (was an error)
 ])
 def test_cpu_block_sizes(num_samples, sample_chunk, expected):
     cpu = torch.device("cpu")

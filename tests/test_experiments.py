@@ -341,12 +341,26 @@ def test_benchmark_runs_and_reports_every_timing(capsys, monkeypatch):
                 "decoder_large_blocks_seconds_red_L10"):
         assert result[key] > 0, key
     assert result["ratio_r2"] == pytest.approx(result["pyro_ms_r2"] / result["torch_ms_r2"])
+    # one round: the medians are that round's times, and the ratio theirs
     assert result["impute_ratio"] == pytest.approx(
         result["impute_seconds_red_L10"] / result["decoder_floor_seconds_red_L10"])
     assert result["machine"].startswith(("CPU", "GPU"))
     table = bench.table(result, 10)
     assert "| 2 | " in table and "| red wine, L = 10 | seconds |" in table
     assert f"| ratio | {result['impute_ratio']:.2f} |" in table
+
+
+def test_benchmark_imputation_ratio_is_the_median_of_paired_rounds(monkeypatch):
+    """Imputation and the decoder are timed in turn; round 0 warms up and is dropped."""
+    from notmiwae.experiments import bench
+
+    imputations = iter([9.0, 2.0, 3.0, 8.0])
+    decoders = iter([1.0, 1.0, 2.0, 2.0])
+    monkeypatch.setattr(bench, "imputation_seconds", lambda *a: next(imputations))
+    monkeypatch.setattr(bench, "decoder_seconds", lambda *a: next(decoders))
+    x = torch.zeros(4, 3)
+    full, floor = bench.imputation_rounds(x, x > 0, 10, 3, "cpu")
+    assert (full, floor) == ([2.0, 3.0, 8.0], [1.0, 2.0, 2.0])  # ratios 2, 1.5, 4
 
 
 def test_the_paper_table_marks_cells_beyond_two_combined_standard_errors(tmp_path):

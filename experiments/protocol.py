@@ -160,14 +160,16 @@ def run_group(specs: list[RunSpec], device: str | None = None, progress: bool = 
 
 def train_group(specs: list[RunSpec], device: str | None = None, progress: bool = False,
                 snapshots: str | Path | None = None, compile: bool | str = "auto",
-                snapshot_every: int = 5000) -> tuple[FitResult, torch.Tensor, torch.Tensor]:
+                snapshot_every: int = 5000, parts: dict | None = None,
+                ) -> tuple[FitResult, torch.Tensor, torch.Tensor]:
     """Train a group of runs of one model as replicas, resuming from (and saving to) its
     snapshot in ``snapshots``; a snapshot of the finished training is reloaded without
-    training. Returns the fit and the data it trained on: x (missing entries 0) and mask,
-    float32 and bool, on the standardised scale."""
+    training. ``parts``: fields of the model's :class:`ModelConfig` to replace (e.g.
+    ``{"decoder": "a_registered_name"}``). Returns the fit and the data it trained on:
+    x (missing entries 0) and mask, float32 and bool, on the standardised scale."""
     first = specs[0]
     x, mask = prepare(first.dataset, first.offset)
-    config = config_from_name(first.model, n_features=x.shape[1])
+    config = config_from_name(first.model, n_features=x.shape[1], **(parts or {}))
     xt = torch.tensor(np.where(mask, x, 0.0), dtype=torch.float32)
     mt = torch.tensor(mask)
     train = TrainConfig(iterations=first.iterations, batch_size=first.batch_size,
@@ -182,14 +184,16 @@ def train_group(specs: list[RunSpec], device: str | None = None, progress: bool 
 
 def imputed_runs(specs: list[RunSpec], device: str | None = None, progress: bool = False,
                  snapshots: str | Path | None = None, compile: bool | str = "auto",
-                 snapshot_every: int = 5000) -> Iterator[tuple[np.ndarray, dict]]:
+                 snapshot_every: int = 5000, parts: dict | None = None,
+                 ) -> Iterator[tuple[np.ndarray, dict]]:
     """Train a group of runs of one model as replicas (:func:`train_group`), then yield
     each run's imputed training rows (standardised scale) with its train_seconds
     (compile_seconds of them), impute_seconds, final_bound (mean bound of the last 1,000
     iterations), mask_accuracy (:func:`~.metrics.mask_accuracy`), whether the step was
     compiled and the iteration training resumed at (0: it did not), in the order of
-    ``specs``."""
-    result, xt, mt = train_group(specs, device, progress, snapshots, compile, snapshot_every)
+    ``specs``. ``parts`` as for :func:`train_group`."""
+    result, xt, mt = train_group(specs, device, progress, snapshots, compile, snapshot_every,
+                                 parts)
     x, mask = prepare(specs[0].dataset, specs[0].offset)
     history = result.history.reshape(len(result.history), -1)
     for r, spec in enumerate(specs):

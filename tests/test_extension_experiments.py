@@ -265,3 +265,37 @@ def test_early_stopping_keeps_each_seeds_best_checkpoint_and_resumes(tmp_path, m
 
 def _interrupt(*args, **kwargs):
     raise KeyboardInterrupt
+
+
+def test_scale_floor_study_pairs_runs_by_seed_and_measures_the_floor(tmp_path):
+    """The unfloored decoder has sigma = softplus(f) exactly; floor_share counts the
+    observed entries whose softplus part is under 1e-3; runs pair by seed."""
+    import torch
+
+    from notmiwae.experiments import scale_floor
+    from notmiwae.models import ModelConfig, build_model
+    from notmiwae.models.registry import DECODERS
+
+    scale_floor.register_unfloored()
+    try:
+        program = build_model(ModelConfig(n_features=3, missing="ignorable",
+                                          decoder=scale_floor.UNFLOORED))
+        assert program.decoder.min_scale == 0.0
+        x, mask = torch.randn(6, 3), torch.tensor([[True, True, False]] * 6)
+        with torch.no_grad():
+            program.decoder.scale.bias.fill_(-30.0)  # softplus(-30) ~ 1e-13: every entry
+            program.decoder.scale.weight.zero_()
+            assert scale_floor.floor_share(program, x, mask) == 1.0
+            program.decoder.scale.bias[0] = 0.0  # softplus(0) = 0.69: column 0 is not
+            assert scale_floor.floor_share(program, x, mask) == pytest.approx(0.5)
+    finally:
+        DECODERS.pop(scale_floor.UNFLOORED, None)
+    runs = pd.DataFrame({"dataset": "concrete", "model": "miwae", "seed": [0, 1],
+                         "iterations": 100, "rmse": [1.0, 1.2], "floor_share": 0.1})
+    against = pd.DataFrame({"dataset": "concrete", "model": "miwae", "seed": [1, 0, 0],
+                            "iterations": [100, 100, 50], "rmse": [1.5, 1.1, 9.0]})
+    against.to_csv(tmp_path / "runs.csv", index=False)
+    text = scale_floor.comparison(runs, tmp_path / "runs.csv")
+    # differences -0.1 and -0.3: mean -0.2, sd 0.141, s.e. 0.141 / sqrt(2) = 0.100
+    assert "paired difference -0.200 +- 0.100 (s.e., 2 seeds)" in text
+    assert "without the floor 1.100, with it 1.300" in text

@@ -96,6 +96,14 @@ class NotMIWAE(nn.Module):
                 pyro.sample("y", self.regressor(x_full), obs=y)
         return x_full
 
+    def __getstate__(self) -> dict:
+        """For pickle: first drops the weak reference that Pyro's param store gives each
+        parameter it hands out (``p.unconstrained``, which pickle cannot write and the
+        store sets again on the next access), as Pyro's own ``PyroModule`` does."""
+        for param in self.parameters():
+            param.__dict__.pop("unconstrained", None)
+        return super().__getstate__()
+
     def register_params(self) -> None:
         """``pyro.module(self.name, self)``, except that a param-store entry of the same
         name left by another program is replaced by this program's own parameter."""

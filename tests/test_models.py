@@ -218,21 +218,30 @@ def test_a_program_pickles_before_and_after_its_guide_has_run():
     pickle.loads(pickle.dumps(copy))  # and again, from the copy that has no trace
 
 
-@pytest.mark.xfail(strict=True, raises=TypeError,
-                   reason="a known bug: Pyro's param store gives each parameter it registers "
-                          "a weak reference to itself (p.unconstrained), which pickle "
-                          "cannot write; save_checkpoint (state_dict) is unaffected")
 def test_a_program_pickles_after_plain_pyro_has_registered_its_parameters():
+    """Pyro's param store gives each parameter a weak reference to itself, which pickle
+    cannot write: the program drops them first, and plain Pyro still trains it after."""
     import pickle
 
     import pyro
     import torch
+    from pyro.infer import SVI, RenyiELBO
 
     program = build_model(ModelConfig(n_features=3))
-    x, mask = torch.zeros(2, 3), torch.ones(2, 3, dtype=torch.bool)
-    pyro.poutine.trace(program.model).get_trace(x, mask)  # registers, as SVI does
+    x, mask = torch.randn(4, 3), torch.tensor([[True, False, True]] * 4)
+    svi = SVI(program.model, program.guide, pyro.optim.Adam({"lr": 1e-3}),
+              RenyiELBO(alpha=0, num_particles=2, vectorize_particles=True))
     try:
-        pickle.dumps(program)
+        svi.step(x, mask)  # registers, and leaves the weak references on the parameters
+        assert all(hasattr(p, "unconstrained") for p in program.parameters())
+        copy = pickle.loads(pickle.dumps(program))
+        for (name, p), (_, q) in zip(program.named_parameters(), copy.named_parameters(),
+                                     strict=True):
+            assert torch.equal(p, q), name
+        before = {k: v.detach().clone() for k, v in program.named_parameters()}
+        svi.step(x, mask)  # the store hands the references out again
+        assert all(hasattr(p, "unconstrained") for p in program.parameters())
+        assert any(not torch.equal(before[k], v) for k, v in program.named_parameters())
     finally:
         pyro.clear_param_store()
 

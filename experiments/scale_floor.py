@@ -67,6 +67,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="runs with the floor, paired by seed")
     p.add_argument("--out", required=True)
     args = p.parse_args(argv)
+    torch.set_num_threads(1)  # one core per study, as the other runners
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     log_command(out, "notmiwae.experiments.scale_floor", argv)

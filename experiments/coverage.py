@@ -5,6 +5,8 @@ paper's protocol.
         --iterations 100000 --impute-samples 10000 --draws 100 --init glorot \
         --ensembles --trained results/uci/trained --out results/coverage
 
+``--particles K`` trains with K importance samples in the bound (the paper: 20).
+
 Per data set, model and seed, on the paper's data and mechanism (standardised scale):
 m = ``--draws`` imputations of every missing entry (``multiple_impute``; MICE:
 scikit-learn's IterativeImputer with ``sample_posterior=True``, m imputed data sets),
@@ -78,6 +80,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="imputations m per missing entry (default 100)")
     p.add_argument("--init", default="glorot", choices=("torch", "glorot", "glorot-missing"),
                    help="initialisation (default glorot, the paper's, as results/uci)")
+    p.add_argument("--particles", type=positive_int, default=20,
+                   help="importance samples K in the training bound (default 20, the paper's)")
     p.add_argument("--ensembles", action="store_true",
                    help="also impute with each group's replicas as one ensemble")
     p.add_argument("--trained", help="a folder of kept groups to reuse first, e.g. "
@@ -188,7 +192,8 @@ def run(args: argparse.Namespace) -> None:
                           {**facts, **common, "iterations": 0, "impute_samples": 0})
                 continue
             specs = [RunSpec(dataset, model, s, args.iterations, args.impute_samples,
-                             init=args.init) for s in range(args.seeds)]
+                             init=args.init, num_particles=args.particles)
+                     for s in range(args.seeds)]
             wanted = [(dataset, model, SINGLE, s) for s in range(args.seeds)]
             if args.ensembles and args.seeds > 1:
                 wanted += [(dataset, model, how, 0) for how in ("pooled", "equal")]
@@ -236,7 +241,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     out = Path(args.out)
     check_settings(out, {"iterations": args.iterations, "impute_samples": args.impute_samples,
-                         "draws": args.draws, "init": args.init}, {})
+                         "draws": args.draws, "init": args.init, "particles": args.particles},
+                   {"particles": 20})  # folders begun before --particles: the paper's K
     log_command(out, "notmiwae.experiments.coverage", argv)
     torch.set_num_threads(1)
     run(args)

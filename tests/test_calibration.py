@@ -122,6 +122,8 @@ def test_the_coverage_study_resumes_cleanly_and_refuses_other_settings(tmp_path)
     assert len(summary) == 2 * 3 and sorted(pd.read_csv(out / "runs.csv")["seed"]) == [0, 1]
     with pytest.raises(SystemExit, match="draws 4 -> 5"):
         coverage.main(args[:-4] + ["--draws", "5", "--out", str(out)])
+    with pytest.raises(SystemExit, match="particles 20 -> 5"):
+        coverage.main(args[:-2] + ["--particles", "5", "--out", str(out)])
     with pytest.raises(SystemExit):
         coverage.parse_args(["--draws", "1", "--out", str(out)])
     kept = tmp_path / "kept"  # a group kept with PyTorch's initialisation
@@ -131,3 +133,13 @@ def test_the_coverage_study_resumes_cleanly_and_refuses_other_settings(tmp_path)
     assert coverage.main(other + ["--trained", str(kept / "trained"),
                                   "--out", str(tmp_path / "glorot")]) == 0
     assert any((tmp_path / "glorot" / "trained").iterdir())  # trained here instead
+    # --particles K trains with K importance samples in the bound: a kept group of K = 20
+    # is not reused for K = 3, and the group trained here says K = 3
+    k3 = tmp_path / "k3"
+    assert coverage.main(other + ["--particles", "3", "--trained",
+                                  str(tmp_path / "glorot" / "trained"), "--out", str(k3)]) == 0
+    assert any((k3 / "trained").iterdir())  # trained here, not taken from the K = 20 group
+    spec = RunSpec("banknote", "notmiwae:selfmasking", 0, 5, 10, init="glorot",
+                   num_particles=3)
+    result, _, _ = train_group([spec], snapshots=k3 / "trained")
+    assert result.train_config.num_particles == 3

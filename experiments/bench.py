@@ -80,7 +80,8 @@ def training_ms(x: torch.Tensor, mask: torch.Tensor, replicas: int, iterations: 
 
 
 def compiled_ms(x: torch.Tensor, mask: torch.Tensor, replicas: int, iterations: int,
-                rounds: int, device: torch.device) -> tuple[float, float]:
+                rounds: int, device: torch.device, transpose_narrow: bool = True,
+                ) -> tuple[float, float]:
     """Median ms per replica-iteration of the compiled step (:mod:`notmiwae.inference.
     compiled`), and the seconds its capture and compilation took (reported apart)."""
     config = config_from_name(MODEL, x.shape[1])
@@ -90,7 +91,8 @@ def compiled_ms(x: torch.Tensor, mask: torch.Tensor, replicas: int, iterations: 
     optimizer = make_optimizer(program, 1e-3)
     noise = generators(seeds, device)
     step = CompiledStep(program, train.num_particles, noise, optimizer,
-                        eager=_iw_step(program, train, noise, optimizer))
+                        eager=_iw_step(program, train, noise, optimizer),
+                        transpose_narrow=transpose_narrow)
     g = torch.Generator().manual_seed(0)
     idx = torch.randint(0, len(x), (iterations, replicas, 16), generator=g).to(device)
     times = []
@@ -218,6 +220,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="replica counts R to time the compiled step at")
     parser.add_argument("--no-compiled", action="store_true",
                         help="skip the compiled step (compiling takes a minute or more)")
+    parser.add_argument("--plain-products", action="store_true",
+                        help="compiled step without computing narrow matrix products "
+                             "transposed (notmiwae.inference.compiled), to compare")
     parser.add_argument("--device", default=None,
                         help="cpu or cuda (default: cuda if available)")
     parser.add_argument("--threads", type=positive_int, default=None,
@@ -236,7 +241,8 @@ def main(argv: list[str] | None = None) -> int:
     compile_seconds = 0.0
     for r in [] if args.no_compiled else args.compiled:
         result[f"compiled_ms_r{r}"], seconds = compiled_ms(
-            x, mask, r, args.iterations // r * r or r, args.rounds, device)
+            x, mask, r, args.iterations // r * r or r, args.rounds, device,
+            not args.plain_products)
         compile_seconds += seconds
         result[f"compile_seconds_r{r}"] = seconds
         if "torch_ms_r1" in result:

@@ -42,11 +42,15 @@ class CompiledStep:
     returning the bound per replica (R,), as the eager step does.
 
     ``compile_seconds`` is the time spent tracing and compiling (first calls per shape).
+    ``transpose_narrow=False`` leaves the graph's matrix products as traced (for the
+    benchmark's comparison; see :func:`narrow_products_transposed`).
     """
 
     def __init__(self, program: NotMIWAE, num_particles: int, noise: list[torch.Generator],
-                 optimizer: torch.optim.Optimizer, eager: Callable) -> None:
+                 optimizer: torch.optim.Optimizer, eager: Callable,
+                 transpose_narrow: bool = True) -> None:
         self.program, self.num_particles, self.optimizer = program, num_particles, optimizer
+        self.transpose_narrow = transpose_narrow  # see narrow_products_transposed
         self.weights = ReplicatedLogWeights(program, num_particles, noise)
         self.eager = eager
         self.params = dict(program.named_parameters())  # the same tensors every step
@@ -133,6 +137,8 @@ class CompiledStep:
             # make_fx runs what it traces: on copies, so that tracing updates nothing.
             copies = torch.utils._pytree.tree_map(_copy, inputs)
             traced = make_fx(step if adam is None else step_and_update)(*copies)
+            if x.device.type == "cpu" and self.transpose_narrow:
+                narrow_products_transposed(traced)
             if x.device.type == "cuda":
                 compiled = torch.compile(traced, mode="reduce-overhead", dynamic=False)
                 compiled(*inputs)  # compile now, not inside the timing
@@ -147,6 +153,41 @@ class CompiledStep:
         finally:
             self.compile_seconds += time.perf_counter() - start
         return compiled
+
+
+NARROW = 32  # output columns below which a matrix product is computed transposed
+
+
+def narrow_products_transposed(graph: torch.fx.GraphModule) -> int:
+    """Rewrite every matrix product C = A B (``mm``, ``bmm``, ``addmm``) whose output is
+    narrow (N < 32 columns, M >= 4 N rows) as C = (B^T A^T)^T: the same sums, in views.
+    On the CPU the BLAS library computes a product with a wide output several times
+    faster (``python -m notmiwae.experiments.bench``); a network's heads (128 -> D units)
+    and their gradients are such products. Returns how many were rewritten."""
+    aten = torch.ops.aten
+    products = (aten.mm.default, aten.bmm.default, aten.addmm.default)
+    rewritten = 0
+    for node in list(graph.graph.nodes):
+        if node.op != "call_function" or node.target not in products or node.kwargs:
+            continue
+        rows, cols = node.meta["val"].shape[-2:]
+        if not (cols < NARROW and rows >= 4 * cols):
+            continue
+        bias, (a, b) = (node.args[0], node.args[1:3]) if node.target is aten.addmm.default \
+            else (None, node.args[:2])
+        product = aten.mm.default if node.target is aten.addmm.default else node.target
+        with graph.graph.inserting_before(node):
+            def t(arg):
+                return graph.graph.call_function(aten.transpose.int, (arg, -2, -1))
+            new = t(graph.graph.call_function(product, (t(b), t(a))))
+            if bias is not None:
+                new = graph.graph.call_function(aten.add.Tensor, (new, bias))
+        node.replace_all_uses_with(new)
+        graph.graph.erase_node(node)
+        rewritten += 1
+    graph.graph.lint()
+    graph.recompile()
+    return rewritten
 
 
 def _inductor(traced: torch.fx.GraphModule, inputs: list) -> Callable:

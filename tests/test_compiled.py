@@ -64,3 +64,56 @@ def test_a_step_that_cannot_be_captured_trains_eagerly_and_says_so(monkeypatch, 
     np.testing.assert_array_equal(result.history, eager.history)
     for a, b in zip(result.program.parameters(), eager.program.parameters(), strict=True):
         assert torch.equal(a, b)
+
+
+def test_narrow_products_are_computed_transposed_with_the_same_values():
+    """C = A B with few output columns (N < 32, M >= 4N) becomes (B^T A^T)^T; products with
+    a wide output, or too few rows, are left alone; the graph computes the same values."""
+    from torch.fx.experimental.proxy_tensor import make_fx
+
+    from notmiwae.inference.compiled import narrow_products_transposed
+
+    def products(a, w_narrow, bias, w_wide, batch_a, batch_w, short):
+        return (torch.addmm(bias, a, w_narrow),  # (320, 11): rewritten
+                a @ w_wide,  # (320, 128): wide, kept
+                torch.bmm(batch_a, batch_w),  # (3, 320, 10): rewritten
+                short @ w_narrow)  # (40, 11): 40 < 4 x 11 rows, kept
+
+    g = torch.Generator().manual_seed(0)
+    inputs = [torch.randn(*shape, generator=g) for shape in
+              [(320, 128), (128, 11), (11,), (128, 128), (3, 320, 64), (3, 64, 10),
+               (40, 128)]]
+    graph = make_fx(products)(*inputs)
+    expected = graph(*inputs)
+    assert narrow_products_transposed(graph) == 2
+    targets = [n.target for n in graph.graph.nodes if n.op == "call_function"]
+    assert torch.ops.aten.addmm.default not in targets
+    for got, want in zip(graph(*inputs), expected, strict=True):
+        assert got.shape == want.shape
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("transpose_narrow, calls", [(True, 1), (False, 0)])
+def test_the_narrow_product_rewrite_runs_on_the_cpu_unless_left_out(
+        monkeypatch, transpose_narrow, calls):
+    import pyro
+
+    import notmiwae.inference.compiled as compiled
+    from notmiwae.inference.noise import generators
+    from notmiwae.inference.training import _iw_step, init_program, make_optimizer
+
+    seen = []
+    monkeypatch.setattr(compiled, "narrow_products_transposed", seen.append)
+    monkeypatch.setattr(compiled, "_inductor", lambda traced, inputs: traced)  # no compiling
+    x, mask, _ = toy_data(n=8, d=3, dtype=torch.float32)
+    config = config_from_name("notmiwae:selfmasking", 3, hidden=8)
+    program = init_program(config, [0], torch.device("cpu"))
+    optimizer, noise = make_optimizer(program, 1e-3), generators([0])
+    train = TrainConfig(batch_size=8, num_particles=3)
+    step = compiled.CompiledStep(program, 3, noise, optimizer,
+                                 _iw_step(program, train, noise, optimizer),
+                                 transpose_narrow=transpose_narrow)
+    with pyro.validation_enabled(False):  # as training runs it: no checks on traced values
+        bound = step(x[None], mask[None])
+    assert not step.failed and np.isfinite(bound).all()
+    assert len(seen) == calls

@@ -58,6 +58,7 @@ from .protocol import (
     check_names,
     group_replicas,
     prepare,
+    snapshot_path,
     split_list,
     train_group,
 )
@@ -125,6 +126,8 @@ def trained(specs: list[RunSpec], args: argparse.Namespace, folders: list[Path])
     """The group trained, from the first of ``folders`` whose kept state of it has these
     settings (reloaded, not trained again), else trained and kept in the last."""
     for folder in folders[:-1]:
+        if not snapshot_path(folder, specs).exists():  # nothing kept there: train nothing
+            continue  # into another study's folder
         try:
             return train_group(specs, args.device, False, folder, compile_setting(args))
         except ValueError as err:  # kept with other settings (init, batch, K, device)

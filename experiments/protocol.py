@@ -130,14 +130,14 @@ def snapshot_path(folder: str | Path, specs: list[RunSpec]) -> Path:
 
 def run_group(specs: list[RunSpec], device: str | None = None, progress: bool = False,
               snapshots: str | Path | None = None, compile: bool | str = "auto",
-              snapshot_every: int = 5000) -> list[dict]:
+              snapshot_every: int = 5000, parts: dict | None = None) -> list[dict]:
     """Train the group's seeds as replicas of one program (or apply a baseline), impute
     the training rows with each replica and score them, as the paper does.
 
     ``snapshots``: a folder for the training snapshot (:func:`snapshot_path`), so that a
     group stopped midway resumes where it was; the caller deletes it once the rows are kept.
     ``compile``: train with the compiled step (``TrainConfig.compile``); the snapshot is
-    saved every ``snapshot_every`` iterations.
+    saved every ``snapshot_every`` iterations. ``parts`` as for :func:`train_group`.
     """
     first = specs[0]
     x, mask = prepare(first.dataset, first.offset)
@@ -152,7 +152,7 @@ def run_group(specs: list[RunSpec], device: str | None = None, progress: bool = 
                        final_bound=float("nan"), iterations=0, impute_samples=0,
                        mask_accuracy=float("nan"), rmse=rmse_missing(x, x_imp, mask))
         return rows
-    runs = imputed_runs(specs, device, progress, snapshots, compile, snapshot_every)
+    runs = imputed_runs(specs, device, progress, snapshots, compile, snapshot_every, parts)
     for row, (x_imp, facts) in zip(rows, runs, strict=True):
         row.update(facts, rmse=rmse_missing(x, x_imp, mask))
     return rows

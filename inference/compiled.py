@@ -170,6 +170,8 @@ def narrow_products_transposed(graph: torch.fx.GraphModule) -> int:
     for node in list(graph.graph.nodes):
         if node.op != "call_function" or node.target not in products or node.kwargs:
             continue
+        if "val" not in node.meta:  # a node this pass made, or a graph not from make_fx
+            continue
         rows, cols = node.meta["val"].shape[-2:]
         if not (cols < NARROW and rows >= 4 * cols):
             continue

@@ -139,6 +139,21 @@ def test_the_coverage_study_resumes_cleanly_and_refuses_other_settings(tmp_path)
     assert coverage.main(other + ["--particles", "3", "--trained",
                                   str(tmp_path / "glorot" / "trained"), "--out", str(k3)]) == 0
     assert any((k3 / "trained").iterdir())  # trained here, not taken from the K = 20 group
+    # a --trained folder without the group is left as it was: nothing trained into it
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert coverage.main(other + ["--seeds", "2", "--trained", str(empty),
+                                  "--out", str(tmp_path / "two")]) == 0
+    assert not any(empty.iterdir()) and any((tmp_path / "two" / "trained").iterdir())
+    # a folder begun before --particles existed holds runs of the paper's K = 20
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / "runs.csv").write_text("dataset\n")
+    (old / "settings.json").write_text(
+        '{"iterations": 100000, "impute_samples": 10000, "draws": 100, "init": "glorot"}')
+    with pytest.raises(SystemExit, match="particles 20 -> 3"):
+        coverage.main(["--models", "mice", "--draws", "100", "--particles", "3",
+                       "--out", str(old)])
     spec = RunSpec("banknote", "notmiwae:selfmasking", 0, 5, 10, init="glorot",
                    num_particles=3)
     result, _, _ = train_group([spec], snapshots=k3 / "trained")

@@ -68,26 +68,40 @@ def test_a_step_that_cannot_be_captured_trains_eagerly_and_says_so(monkeypatch, 
 
 def test_narrow_products_are_computed_transposed_with_the_same_values():
     """C = A B with few output columns (N < 32, M >= 4N) becomes (B^T A^T)^T; products with
-    a wide output, or too few rows, are left alone; the graph computes the same values."""
+    a wide output, too few rows or a scaled addmm are left alone; same values after."""
     from torch.fx.experimental.proxy_tensor import make_fx
 
     from notmiwae.inference.compiled import narrow_products_transposed
 
-    def products(a, w_narrow, bias, w_wide, batch_a, batch_w, short):
+    aten = torch.ops.aten
+
+    def products(a, w_narrow, bias, w_wide, batch_a, batch_w, short, column):
         return (torch.addmm(bias, a, w_narrow),  # (320, 11): rewritten
+                torch.addmm(column, a, w_narrow),  # a (320, 1) bias: rewritten
+                torch.addmm(bias, a, w_narrow, beta=0.5),  # scaled: kept
                 a @ w_wide,  # (320, 128): wide, kept
                 torch.bmm(batch_a, batch_w),  # (3, 320, 10): rewritten
                 short @ w_narrow)  # (40, 11): 40 < 4 x 11 rows, kept
 
+    def counts(graph):
+        targets = [n.target for n in graph.graph.nodes if n.op == "call_function"]
+        return {t: targets.count(t) for t in (aten.addmm.default, aten.mm.default,
+                                              aten.bmm.default, aten.transpose.int)}
+
     g = torch.Generator().manual_seed(0)
     inputs = [torch.randn(*shape, generator=g) for shape in
               [(320, 128), (128, 11), (11,), (128, 128), (3, 320, 64), (3, 64, 10),
-               (40, 128)]]
+               (40, 128), (320, 1)]]
     graph = make_fx(products)(*inputs)
     expected = graph(*inputs)
-    assert narrow_products_transposed(graph) == 2
-    targets = [n.target for n in graph.graph.nodes if n.op == "call_function"]
-    assert torch.ops.aten.addmm.default not in targets
+    before = counts(graph)
+    assert narrow_products_transposed(graph) == 3
+    after = counts(graph)
+    assert after[aten.addmm.default] == before[aten.addmm.default] - 2 == 1
+    assert after[aten.mm.default] == before[aten.mm.default] + 2  # the two addmm's
+    assert after[aten.bmm.default] == before[aten.bmm.default] == 1
+    assert after[aten.transpose.int] == before[aten.transpose.int] + 3 * 3
+    assert narrow_products_transposed(graph) == 0  # its own nodes are left alone
     for got, want in zip(graph(*inputs), expected, strict=True):
         assert got.shape == want.shape
         torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)

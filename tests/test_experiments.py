@@ -347,7 +347,7 @@ def test_benchmark_runs_and_reports_every_timing(capsys, monkeypatch):
     assert result["machine"].startswith(("CPU", "GPU"))
     table = bench.table(result, 10)
     assert "| 2 | " in table and "| red wine, L = 10 | seconds |" in table
-    assert f"| ratio | {result['impute_ratio']:.2f} |" in table
+    assert f"| ratio (median of the rounds' ratios) | {result['impute_ratio']:.2f} |" in table
 
 
 def test_benchmark_imputation_ratio_is_the_median_of_paired_rounds(monkeypatch):
@@ -360,7 +360,9 @@ def test_benchmark_imputation_ratio_is_the_median_of_paired_rounds(monkeypatch):
     monkeypatch.setattr(bench, "decoder_seconds", lambda *a: next(decoders))
     x = torch.zeros(4, 3)
     full, floor = bench.imputation_rounds(x, x > 0, 10, 3, "cpu")
-    assert (full, floor) == ([2.0, 3.0, 8.0], [1.0, 2.0, 2.0])  # ratios 2, 1.5, 4
+    assert (full, floor) == ([2.0, 3.0, 8.0], [1.0, 2.0, 2.0])
+    # ratios 2, 1.5 and 4: their median 2 (the ratio of the medians would be 3 / 2)
+    assert bench.median_ratio(full, floor) == 2.0
 
 
 def test_the_paper_table_marks_cells_beyond_two_combined_standard_errors(tmp_path):

@@ -291,11 +291,34 @@ def test_scale_floor_study_pairs_runs_by_seed_and_measures_the_floor(tmp_path):
     finally:
         DECODERS.pop(scale_floor.UNFLOORED, None)
     runs = pd.DataFrame({"dataset": "concrete", "model": "miwae", "seed": [0, 1],
-                         "iterations": 100, "rmse": [1.0, 1.2], "floor_share": 0.1})
-    against = pd.DataFrame({"dataset": "concrete", "model": "miwae", "seed": [1, 0, 0],
-                            "iterations": [100, 100, 50], "rmse": [1.5, 1.1, 9.0]})
+                         "iterations": 100, "impute_samples": 10, "offset": 0.0,
+                         "rmse": [1.0, 1.2], "floor_share": 0.1})
+    against = pd.DataFrame({"dataset": "concrete", "model": "miwae", "seed": [1, 0, 0, 0],
+                            "iterations": [100, 100, 50, 100], "impute_samples": 10,
+                            "offset": [0.0, 0.0, 0.0, 0.5], "rmse": [1.5, 1.1, 9.0, 9.0]})
     against.to_csv(tmp_path / "runs.csv", index=False)
     text = scale_floor.comparison(runs, tmp_path / "runs.csv")
     # differences -0.1 and -0.3: mean -0.2, sd 0.141, s.e. 0.141 / sqrt(2) = 0.100
     assert "paired difference -0.200 +- 0.100 (s.e., 2 seeds)" in text
     assert "without the floor 1.100, with it 1.300" in text
+    pd.concat([against, against.head(1)]).to_csv(tmp_path / "twice.csv", index=False)
+    with pytest.raises(pd.errors.MergeError):  # a run in the other folder twice: refused
+        scale_floor.comparison(runs, tmp_path / "twice.csv")
+
+
+def test_scale_floor_study_refuses_other_decoders_and_records_divergence(monkeypatch):
+    from notmiwae.experiments import scale_floor
+    from notmiwae.experiments.protocol import RunSpec
+    from notmiwae.inference.stopping import TrainingDiverged
+
+    with pytest.raises(SystemExit):  # PPCA-like: a linear decoder, no softplus scale
+        scale_floor.parse_args(["--models", "notmiwae-ppca:selfmasking", "--out", "x"])
+
+    def diverge(*args, **kwargs):
+        raise TrainingDiverged(1234, float("nan"), None)
+
+    monkeypatch.setattr(scale_floor, "run_group", diverge)
+    specs = [RunSpec("concrete", "miwae", s, 10, 5) for s in (0, 1)]
+    rows = scale_floor.group_rows(specs, None)
+    assert [(r["seed"], r["diverged_at"]) for r in rows] == [(0, 1234), (1, 1234)]
+    assert all(np.isnan(r["rmse"]) for r in rows)

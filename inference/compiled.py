@@ -160,7 +160,8 @@ NARROW = 32  # output columns below which a matrix product is computed transpose
 
 def narrow_products_transposed(graph: torch.fx.GraphModule) -> int:
     """Rewrite every matrix product C = A B (``mm``, ``bmm``, ``addmm``) whose output is
-    narrow (N < 32 columns, M >= 4 N rows) as C = (B^T A^T)^T: the same sums, in views.
+    narrow (N < 32 columns, M >= 4 N rows) as C = (B^T A^T)^T, copied back to C's row-major
+    layout (the graph's later views of C expect it): the same sums.
     On the CPU the BLAS library computes a product with a wide output several times
     faster (``python -m notmiwae.experiments.bench``); a network's heads (128 -> D units)
     and their gradients are such products. Returns how many were rewritten."""
@@ -182,6 +183,8 @@ def narrow_products_transposed(graph: torch.fx.GraphModule) -> int:
             def t(arg):
                 return graph.graph.call_function(aten.transpose.int, (arg, -2, -1))
             new = t(graph.graph.call_function(product, (t(b), t(a))))
+            new = graph.graph.call_function(  # laid out as C was: later views read it so
+                aten.clone.default, (new,), {"memory_format": torch.contiguous_format})
             if bias is not None:
                 new = graph.graph.call_function(aten.add.Tensor, (new, bias))
         node.replace_all_uses_with(new)

@@ -72,3 +72,19 @@ def test_readme_excerpts_are_the_package_code(index):
             continue
         assert line in source[at:], f"{path.name} has no line {line!r} after line {at}"
         at = source.index(line, at) + 1
+
+
+def test_the_readme_shows_the_paper_table_as_rendered_from_the_runs():
+    """The README's Table 1 (ours / the paper's) is results/uci/paper_table.md's table,
+    as `python -m notmiwae.experiments.paper` last rendered it from runs.csv."""
+    import pandas as pd
+
+    from notmiwae.experiments import paper
+
+    folder = README.parent / "results" / "uci"
+    rendered = (folder / "paper_table.md").read_text("utf-8")
+    fresh = paper.markdown(paper.compare(pd.read_csv(folder / "runs.csv")))
+    table = [line for line in rendered.splitlines() if line.startswith("|")]
+    assert table == [line for line in fresh.splitlines() if line.startswith("|")]
+    assert len(table) == 2 + 11  # header, rule, the paper's eleven rows
+    assert "\n".join(table) in README.read_text(encoding="utf-8")

@@ -1,10 +1,11 @@
 """A one-off study: does the decoder's scale floor explain MIWAE's gap to the paper?
 
 The Gaussian decoder here has sigma_j(z) = softplus(f_j(z)) + 1e-3; the paper's
-TensorFlow code has softplus(f_j(z)) alone. Trained MIWAE runs on concrete put the
-softplus part below 0.01 on 9-21% of the observed entries, where a floor of 1e-3 is not
-negligible. This study trains the same runs (same seeds, the paper's settings) with the
-floor removed, a decoder registered under another name, so nothing else changes:
+TensorFlow code has softplus(f_j(z)) alone. Where a feature takes few distinct values
+(concrete's), a decoder can shrink sigma on observed entries towards the floor, so the
+floor could change what MIWAE learns. This study trains the same runs (same seeds, the
+paper's settings) with the floor removed, a decoder registered under another name, so
+nothing else changes:
 
     python -m notmiwae.experiments.scale_floor --datasets concrete --models miwae \\
         --out results/uci/scale_floor

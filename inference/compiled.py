@@ -155,38 +155,34 @@ class CompiledStep:
         return compiled
 
 
-NARROW = 32  # output columns below which a matrix product is computed transposed
+NARROW = 32  # output columns below which a batched matrix product is computed transposed
 
 
 def narrow_products_transposed(graph: torch.fx.GraphModule) -> int:
-    """Rewrite every matrix product C = A B (``mm``, ``bmm``, ``addmm``) whose output is
-    narrow (N < 32 columns, M >= 4 N rows) as C = (B^T A^T)^T, copied back to C's row-major
-    layout (the graph's later views of C expect it): the same sums.
-    On the CPU the BLAS library computes a product with a wide output several times
-    faster (``python -m notmiwae.experiments.bench``); a network's heads (128 -> D units)
-    and their gradients are such products. Returns how many were rewritten."""
+    """Rewrite every batched matrix product C = A B (``bmm``: the replicas' layers) whose
+    output is narrow (N < 32 columns, M >= 4 N rows) as C = (B^T A^T)^T, copied back to
+    C's row-major layout (the graph's later views of C expect it): the same sums. On the
+    CPU the BLAS library computes such a product several times faster with the wide
+    output; a network's heads (128 -> D units), the latent layer and their gradients are
+    such products. Unbatched products (one run) are left alone: there the copy costs more
+    than it saves (``python -m notmiwae.experiments.bench --plain-products`` compares).
+    Returns how many were rewritten."""
     aten = torch.ops.aten
-    products = (aten.mm.default, aten.bmm.default, aten.addmm.default)
     rewritten = 0
     for node in list(graph.graph.nodes):
-        if node.op != "call_function" or node.target not in products or node.kwargs:
-            continue
-        if "val" not in node.meta:  # a node this pass made, or a graph not from make_fx
+        if node.op != "call_function" or node.target is not aten.bmm.default \
+                or "val" not in node.meta:  # "val": shapes, on the nodes make_fx made
             continue
         rows, cols = node.meta["val"].shape[-2:]
         if not (cols < NARROW and rows >= 4 * cols):
             continue
-        bias, (a, b) = (node.args[0], node.args[1:3]) if node.target is aten.addmm.default \
-            else (None, node.args[:2])
-        product = aten.mm.default if node.target is aten.addmm.default else node.target
+        a, b = node.args
         with graph.graph.inserting_before(node):
             def t(arg):
                 return graph.graph.call_function(aten.transpose.int, (arg, -2, -1))
-            new = t(graph.graph.call_function(product, (t(b), t(a))))
-            new = graph.graph.call_function(  # laid out as C was: later views read it so
+            new = t(graph.graph.call_function(aten.bmm.default, (t(b), t(a))))
+            new = graph.graph.call_function(
                 aten.clone.default, (new,), {"memory_format": torch.contiguous_format})
-            if bias is not None:
-                new = graph.graph.call_function(aten.add.Tensor, (new, bias))
         node.replace_all_uses_with(new)
         graph.graph.erase_node(node)
         rewritten += 1

@@ -29,7 +29,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from torch.nn import functional as F
 
 from notmiwae.inference.cli import positive_int
 from notmiwae.inference.device import program_device
@@ -58,7 +57,8 @@ def floor_share(program: NotMIWAE, x: torch.Tensor, mask: torch.Tensor) -> float
     device = program_device(program)
     x, mask = x.to(device), mask.to(device)
     decoder = program.decoder
-    softplus = F.softplus(decoder.scale(decoder.trunk(program.encoder(x).base_dist.loc)))
+    h = decoder.trunk(program.encoder(x).base_dist.loc)
+    softplus = decoder.scale_of(h) - decoder.min_scale
     return float((softplus[mask] < FLOOR).double().mean())
 
 

@@ -8,9 +8,10 @@ batch 16, K = 20, 128 hidden units. Training: ms per replica-iteration of the Py
 (``notmiwae.inference.training``) and of the hand-written step (``notmiwae.inference.reference``) at
 R = 1, 5 and 10 replicas, measured in interleaved rounds in this one process (median of
 the rounds). Imputation: seconds to impute red wine with L = 10,000 importance samples,
-and the seconds of the bare decoder forward pass on the same number of latent samples
-(same row batches and chunks), the arithmetic floor; the two are timed in turn in each
-round, and the ratio is the median of the rounds' ratios.
+eagerly and with compiled weights (compiled before the rounds, its seconds reported
+apart), and the seconds of the bare decoder forward pass on the same number of latent
+samples (same row batches and chunks), the arithmetic floor; the three are timed in turn
+in each round, and each ratio is the median of the rounds' ratios.
 """
 
 from __future__ import annotations
@@ -136,17 +137,32 @@ def arithmetic_floor_ms(x: torch.Tensor, mask: torch.Tensor, device: torch.devic
             "floor_ms": 1000 * flops / rate}
 
 
+def bench_program(x: torch.Tensor, device: torch.device):
+    """The benchmark's program (seed 0), untrained, for imputation."""
+    return init_program(config_from_name(MODEL, x.shape[1]), [0], device).eval()
+
+
 @torch.no_grad()
-def imputation_seconds(x: torch.Tensor, mask: torch.Tensor, num_samples: int, device: torch.device,
-                       row_batch: int | None = None, sample_chunk: int | None = None) -> float:
-    """Seconds of ``impute`` on all rows with L = ``num_samples``."""
-    program = init_program(config_from_name(MODEL, x.shape[1]), [0], device).eval()
+def imputation_seconds(program, x: torch.Tensor, mask: torch.Tensor, num_samples: int,
+                       device: torch.device, compile: bool = False) -> float:
+    """Seconds of ``impute`` on all rows with L = ``num_samples`` (default blocks)."""
     with flush_denormals():
         impute(program, x[:64], mask[:64], 100)  # warm up
         _sync(device)
         start = time.perf_counter()
-        impute(program, x, mask, num_samples, row_batch=row_batch, sample_chunk=sample_chunk)
+        impute(program, x, mask, num_samples, compile=compile)
         _sync(device)
+    return time.perf_counter() - start
+
+
+@torch.no_grad()
+def imputation_compile_seconds(program, x: torch.Tensor, mask: torch.Tensor,
+                               num_samples: int) -> float:
+    """Seconds to compile the program's imputation graph for the default block of
+    ``impute`` on x (imputing that one block with it on the way)."""
+    rows, chunk = block_sizes(x.device, None, None, num_samples)
+    start = time.perf_counter()
+    impute(program, x[:rows], mask[:rows], min(num_samples, chunk), compile=True)
     return time.perf_counter() - start
 
 
@@ -171,19 +187,19 @@ def decoder_seconds(n_rows: int, n_features: int, num_samples: int, device: torc
     return time.perf_counter() - start
 
 
-def imputation_rounds(x: torch.Tensor, mask: torch.Tensor, num_samples: int, rounds: int,
-                      device: torch.device) -> tuple[list[float], list[float]]:
-    """Seconds of imputation and of the bare decoder, timed in turn in each of ``rounds``
-    rounds (after one to warm up), so that both see the machine in the same state; the
-    ratio is taken per round."""
-    full, floor = [], []
+def imputation_rounds(program, x: torch.Tensor, mask: torch.Tensor, num_samples: int,
+                      rounds: int, device: torch.device) -> dict[str, list[float]]:
+    """Seconds of eager imputation, compiled imputation (its graph already compiled) and
+    the bare decoder, timed in turn in each of ``rounds`` rounds (after one to warm up),
+    so that all see the machine in the same state; ratios are taken per round."""
+    times: dict[str, list[float]] = {"eager": [], "compiled": [], "decoder": []}
     for rnd in range(rounds + 1):
-        pair = (imputation_seconds(x, mask, num_samples, device),
-                decoder_seconds(len(x), x.shape[1], num_samples, device))
-        if rnd:
-            full.append(pair[0])
-            floor.append(pair[1])
-    return full, floor
+        now = {"eager": imputation_seconds(program, x, mask, num_samples, device),
+               "compiled": imputation_seconds(program, x, mask, num_samples, device, True),
+               "decoder": decoder_seconds(len(x), x.shape[1], num_samples, device)}
+        for key in times if rnd else ():
+            times[key].append(now[key])
+    return times
 
 
 def median_ratio(times: list[float], references: list[float]) -> float:
@@ -261,10 +277,14 @@ def main(argv: list[str] | None = None) -> int:
         for r in args.compiled:
             result[f"compiled_over_floor_r{r}"] = result[f"compiled_ms_r{r}"] / floor["floor_ms"]
     samples = args.impute_samples
-    full, floor = imputation_rounds(x, mask, samples, args.rounds, device)
-    result[f"impute_seconds_red_L{samples}"] = float(np.median(full))
-    result[f"decoder_floor_seconds_red_L{samples}"] = float(np.median(floor))
-    result["impute_ratio"] = median_ratio(full, floor)
+    program = bench_program(x, device)
+    result["impute_compile_seconds"] = imputation_compile_seconds(program, x, mask, samples)
+    times = imputation_rounds(program, x, mask, samples, args.rounds, device)
+    result[f"impute_seconds_red_L{samples}"] = float(np.median(times["eager"]))
+    result[f"compiled_impute_seconds_red_L{samples}"] = float(np.median(times["compiled"]))
+    result[f"decoder_floor_seconds_red_L{samples}"] = float(np.median(times["decoder"]))
+    result["impute_ratio"] = median_ratio(times["eager"], times["decoder"])
+    result["compiled_impute_ratio"] = median_ratio(times["compiled"], times["decoder"])
     # For scale: the same decoder work in large blocks (256 rows x 500 samples), the way a
     # straightforward implementation runs it.
     result[f"decoder_large_blocks_seconds_red_L{samples}"] = decoder_seconds(
@@ -302,9 +322,14 @@ def table(result: dict, samples: int) -> str:
     lines += ["", f"| red wine, L = {samples} | seconds |", "|---|---|",
               f"| imputation (`notmiwae.inference.imputation.impute`, default blocks) | "
               f"{result[f'impute_seconds_red_L{samples}']:.2f} |",
+              f"| the same, `compile=True` (compiling apart: "
+              f"{result['impute_compile_seconds']:.1f} s) | "
+              f"{result[f'compiled_impute_seconds_red_L{samples}']:.2f} |",
               f"| bare decoder forward, same blocks (the floor) | "
               f"{result[f'decoder_floor_seconds_red_L{samples}']:.2f} |",
               f"| ratio (median of the rounds' ratios) | {result['impute_ratio']:.2f} |",
+              f"| ratio, compiled (median of the rounds' ratios) | "
+              f"{result['compiled_impute_ratio']:.2f} |",
               f"| bare decoder forward, large blocks (256 rows x 500 samples) | "
               f"{result[f'decoder_large_blocks_seconds_red_L{samples}']:.2f} |"]
     return "\n".join(lines)

@@ -23,7 +23,7 @@ import time
 import numpy as np
 import torch
 
-from notmiwae.inference import imputation
+from notmiwae.inference import compiled
 from notmiwae.inference.imputer import NotMIWAEImputer
 
 
@@ -45,13 +45,13 @@ def table(rows: int, features: int, seed: int = 0) -> np.ndarray:
 
 def count_row_samples() -> list[int]:
     """Count the row-samples imputation has drawn (wraps the weights' computation)."""
-    done, weights = [0], imputation.log_importance_weights
+    done, weights = [0], compiled.log_importance_weights
 
     def counting(program, x, mask, num_samples, *args, **kwargs):
         done[0] += len(x) * num_samples
         return weights(program, x, mask, num_samples, *args, **kwargs)
 
-    imputation.log_importance_weights = counting
+    compiled.log_importance_weights = counting  # what imputation's eager weights call
     return done
 
 

@@ -255,9 +255,10 @@ def build_parser() -> argparse.ArgumentParser:
                    "resumes from it")
     p.add_argument("--seed", type=int, help="random seed of initialisation and training")
     p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
-                   help="train with the compiled step (the same steps, faster, after 10 to "
-                   "90 s of compiling); default: the config's, else from 5,000 "
-                   "iterations on")
+                   help="train with the compiled step and impute with compiled weights "
+                   "(the same steps and draws, faster, after seconds to a minute of "
+                   "compiling); default: the config's, else training from 5,000 "
+                   "iterations on and imputations from 20 million row-samples on")
     p.add_argument("--replicas", type=positive_int, metavar="R",
                    help="train R seeds at once (SEED..SEED+R-1) and impute with all of them, "
                    "an ensemble (default: the config's, else 1)")

@@ -20,9 +20,13 @@ draw from a program chosen uniformly).
 Every function computes on the program's device and returns on the device of ``x``.
 
 Rows are processed in batches and the L samples in chunks, with running log-sum-exp
-accumulators, so memory is bounded for any N and L. On a CPU small blocks (32 rows x 500
-samples) keep the decoder's activations in cache, which is over twice as fast as large
-blocks (``python -m notmiwae.experiments.bench``); on a GPU large blocks are faster.
+accumulators, so memory is bounded for any N and L. With ``compile=True`` each block's
+weights come from a compiled graph of the program (``notmiwae.inference.compiled``): the
+same draws from the same seed, faster once its compiling (seconds) is paid.
+
+On a CPU small blocks (32 rows x 500 samples) keep the decoder's activations in cache,
+which is over twice as fast as large blocks (``python -m notmiwae.experiments.bench``);
+on a GPU large blocks are faster.
 """
 
 from __future__ import annotations
@@ -36,9 +40,9 @@ import torch
 
 from notmiwae.models.program import NotMIWAE
 
+from .compiled import CompiledWeights, eager_weights
 from .data import masked_data
 from .device import flush_denormals, program_device
-from .importance import log_importance_weights
 from .user_warnings import warn
 
 ESTIMATORS = ("mean", "sample")
@@ -84,16 +88,18 @@ VALUES = {  # what is averaged, read off a trace of L_c particles: (L_c, n, F)
     "mean": lambda trace: trace.nodes["x_unobserved"]["fn"].mean,  # E[x | z_l]
     "sample": lambda trace: trace.nodes["x_unobserved"]["value"],  # x_l
     "target": lambda trace: trace.nodes["y"]["fn"].mean,  # E[y | x^o, x^m_l]
+    "nothing": lambda trace: None,  # the weights alone
 }
 
 
-def _weighted_chunks(programs, x, mask, num_samples, chunk_size, value, y=None):
+def _weighted_chunks(programs, x, mask, num_samples, chunk_size, value, y=None,
+                     weights=eager_weights):
     """Yield (log w (L_c, n), value(trace) (L_c, n, F)) per chunk of samples, L samples
-    from each of the ``programs`` in turn."""
+    from each of the ``programs`` in turn, as ``weights`` computes them (eagerly, or a
+    :class:`~notmiwae.inference.compiled.CompiledWeights`)."""
     for program in programs:
         for size in _chunks(num_samples, chunk_size):
-            log_w, trace = log_importance_weights(program, x, mask, size, y=y)
-            yield log_w, value(trace)
+            yield weights(program, x, mask, size, value, y)
 
 
 def block_sizes(device: torch.device, row_batch: int | None, sample_chunk: int | None,
@@ -113,9 +119,11 @@ def block_sizes(device: torch.device, row_batch: int | None, sample_chunk: int |
 
 
 def _check(programs: tuple[NotMIWAE, ...], x: torch.Tensor, mask: torch.Tensor,
-           num_samples: int):
+           num_samples: int, compile: bool):
     if isinstance(num_samples, bool) or not isinstance(num_samples, Integral) or num_samples < 1:
         raise ValueError(f"num_samples must be a whole number >= 1, got {num_samples!r}")
+    if not isinstance(compile, bool):
+        raise ValueError(f"compile must be True or False, got {compile!r}")
     x, mask = masked_data(x, mask)
     device = program_device(programs[0])
     return x.to(device), mask.to(device)
@@ -123,20 +131,23 @@ def _check(programs: tuple[NotMIWAE, ...], x: torch.Tensor, mask: torch.Tensor,
 
 def _by_blocks(programs: tuple[NotMIWAE, ...], x: torch.Tensor, mask: torch.Tensor,
                num_samples: int, row_batch: int | None, sample_chunk: int | None, seed: int | None,
-               estimate: Callable[[torch.Tensor, torch.Tensor, slice, int], torch.Tensor],
-               dim: int = 0, fill: bool = False) -> torch.Tensor:
+               estimate: Callable[..., torch.Tensor], dim: int = 0, fill: bool = False,
+               compile: bool = False) -> torch.Tensor:
     """The steps every estimator shares: check the input, seed (``pyro.set_rng_seed``),
-    then ``estimate(x[rows], mask[rows], rows, sample_chunk)`` per block of rows (``rows``
-    a slice, for slicing other per-row inputs), with validation off and denormals
-    flushed, concatenated along ``dim``. With ``fill``, the estimates replace only the
-    missing entries of x. Returned on the device of the input x."""
+    then ``estimate(x[rows], mask[rows], rows, sample_chunk, weights)`` per block of rows
+    (``rows`` a slice, for slicing other per-row inputs; ``weights`` as
+    :func:`_weighted_chunks` takes it, compiled with ``compile``), with validation off
+    and denormals flushed, concatenated along ``dim``. With ``fill``, the estimates
+    replace only the missing entries of x. Returned on the device of the input x."""
     home = x.device
-    x, mask = _check(programs, x, mask, num_samples)
+    x, mask = _check(programs, x, mask, num_samples, compile)
     row_batch, sample_chunk = block_sizes(x.device, row_batch, sample_chunk, num_samples)
+    weights = CompiledWeights(min(row_batch, len(x)), min(sample_chunk, num_samples)) \
+        if compile else eager_weights
     if seed is not None:
         pyro.set_rng_seed(seed)
     with pyro.validation_enabled(False), flush_denormals():
-        parts = [estimate(x[rows], mask[rows], rows, sample_chunk)
+        parts = [estimate(x[rows], mask[rows], rows, sample_chunk, weights)
                  for rows in (slice(start, start + row_batch)
                               for start in range(0, len(x), row_batch))]
     out = torch.cat(parts, dim)
@@ -147,7 +158,8 @@ def _by_blocks(programs: tuple[NotMIWAE, ...], x: torch.Tensor, mask: torch.Tens
 def impute(program: Programs, x: torch.Tensor, mask: torch.Tensor, num_samples: int = 10_000,
            estimator: str = "mean", row_batch: int | None = None,
            sample_chunk: int | None = None, seed: int | None = None,
-           y: torch.Tensor | None = None, ensemble: str = "pooled") -> torch.Tensor:
+           y: torch.Tensor | None = None, ensemble: str = "pooled",
+           compile: bool = False) -> torch.Tensor:
     """Single imputation: observed entries returned unchanged, missing ones filled.
 
     ``program``: one program, or an ensemble used as ``ensemble`` says ("pooled" or
@@ -164,14 +176,14 @@ def impute(program: Programs, x: torch.Tensor, mask: torch.Tensor, num_samples: 
     groups = _groups(programs, ensemble)
     y = _known_target(programs[0], y, x)
 
-    def estimate(xb, mb, rows, chunk):
+    def estimate(xb, mb, rows, chunk, weights):
         yb = None if y is None else y[rows]
-        per_group = [_snis(group, xb, mb, num_samples, chunk, VALUES[estimator], yb)
+        per_group = [_snis(group, xb, mb, num_samples, chunk, VALUES[estimator], yb, weights)
                      for group in groups]
         return per_group[0] if len(groups) == 1 else torch.stack(per_group).mean(0)
 
     return _by_blocks(programs, x, mask, num_samples, row_batch, sample_chunk, seed,
-                      estimate, fill=True)
+                      estimate, fill=True, compile=compile)
 
 
 def _known_target(program: NotMIWAE, y: torch.Tensor | None,
@@ -191,7 +203,7 @@ def effective_sample_size(program: Programs, x: torch.Tensor, mask: torch.Tensor
                           num_samples: int = 10_000, row_batch: int | None = None,
                           sample_chunk: int | None = None, seed: int | None = None,
                           y: torch.Tensor | None = None, ensemble: str = "pooled",
-                          ) -> torch.Tensor:
+                          compile: bool = False) -> torch.Tensor:
     """Kish's effective sample size of each row's importance weights, (N,):
 
         ESS = (sum_l w_l)^2 / sum_l w_l^2,
@@ -205,22 +217,23 @@ def effective_sample_size(program: Programs, x: torch.Tensor, mask: torch.Tensor
     groups = _groups(programs, ensemble)
     y = _known_target(programs[0], y, x)
 
-    def estimate(xb, mb, rows, chunk):
+    def estimate(xb, mb, rows, chunk, weights):
         yb = None if y is None else y[rows]
-        return _mixture_ess([_ess(group, xb, mb, num_samples, chunk, yb)
+        return _mixture_ess([_ess(group, xb, mb, num_samples, chunk, yb, weights)
                              for group in groups])
 
     return _by_blocks(programs, x, mask, num_samples, row_batch, sample_chunk, seed,
-                      estimate)
+                      estimate, compile=compile)
 
 
 def _ess(programs: tuple[NotMIWAE, ...], x: torch.Tensor, mask: torch.Tensor,
-         num_samples: int, chunk: int, y: torch.Tensor | None = None) -> torch.Tensor:
+         num_samples: int, chunk: int, y: torch.Tensor | None = None,
+         weights=eager_weights) -> torch.Tensor:
     """(sum_l w_l)^2 / sum_l w_l^2 with running log-sum-exps over the chunks: (n,)."""
     log_sum = torch.full((len(x),), -math.inf, device=x.device)
     log_sum_sq = log_sum.clone()
     for log_w, _ in _weighted_chunks(programs, x, mask, num_samples, chunk,
-                                     lambda trace: None, y):
+                                     VALUES["nothing"], y, weights):
         log_sum = torch.logaddexp(log_sum, torch.logsumexp(log_w, 0))
         log_sum_sq = torch.logaddexp(log_sum_sq, torch.logsumexp(2 * log_w, 0))
     return torch.exp(2 * log_sum - log_sum_sq)
@@ -244,7 +257,7 @@ def weight_overlap(program: NotMIWAE, x: torch.Tensor, mask: torch.Tensor,
     y = _known_target(program, y, x)
     return _by_blocks(
         (program,), x, mask, num_samples, row_batch, sample_chunk, seed,
-        lambda xb, mb, rows, chunk: _overlap(program, xb, mb, num_samples, chunk, y[rows]))
+        lambda xb, mb, rows, chunk, _: _overlap(program, xb, mb, num_samples, chunk, y[rows]))
 
 
 def _overlap(program, x, mask, num_samples, chunk, y) -> torch.Tensor:
@@ -276,17 +289,19 @@ def predict_target(program: NotMIWAE, x: torch.Tensor, mask: torch.Tensor,
     y = _known_target(program, y, x)
     y_hat = _by_blocks(
         (program,), x, mask, num_samples, row_batch, sample_chunk, seed,
-        lambda xb, mb, rows, chunk: _snis((program,), xb, mb, num_samples, chunk,
-                                          VALUES["target"], None if y is None else y[rows]))
+        lambda xb, mb, rows, chunk, _: _snis((program,), xb, mb, num_samples, chunk,
+                                             VALUES["target"], None if y is None else y[rows]))
     return y_hat[:, 0]
 
 
-def _snis(programs, x, mask, num_samples, chunk, read, y=None) -> torch.Tensor:
+def _snis(programs, x, mask, num_samples, chunk, read, y=None,
+          weights=eager_weights) -> torch.Tensor:
     """sum_l w~_l value_l over all chunks of all ``programs`` (their weights pooled), with
     a running log-sum-exp: (n, F)."""
     log_total = torch.full((len(x),), -math.inf, device=x.device)
     acc = None
-    for log_w, value in _weighted_chunks(programs, x, mask, num_samples, chunk, read, y):
+    for log_w, value in _weighted_chunks(programs, x, mask, num_samples, chunk, read, y,
+                                         weights):
         if acc is None:
             acc = torch.zeros(value.shape[1:], device=x.device, dtype=value.dtype)
         new_total = torch.logaddexp(log_total, torch.logsumexp(log_w, 0))
@@ -302,6 +317,7 @@ def multiple_impute(program: Programs, x: torch.Tensor, mask: torch.Tensor, m: i
                     num_samples: int = 10_000, row_batch: int | None = None,
                     sample_chunk: int | None = None, seed: int | None = None,
                     return_ess: bool = False, ensemble: str = "pooled",
+                    compile: bool = False,
                     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """m completed data sets, shape (m, N, D), by sampling importance resampling.
 
@@ -317,8 +333,8 @@ def multiple_impute(program: Programs, x: torch.Tensor, mask: torch.Tensor, m: i
     groups = _groups(programs, ensemble)
     ess = []
 
-    def estimate(xb, mb, rows, chunk):
-        drawn = [_sir(group, xb, mb, m, num_samples, chunk) for group in groups]
+    def estimate(xb, mb, rows, chunk, weights):
+        drawn = [_sir(group, xb, mb, m, num_samples, chunk, weights) for group in groups]
         ess.append(_mixture_ess([row_ess for _, row_ess in drawn]))
         if len(groups) == 1:
             return drawn[0][0]
@@ -327,7 +343,7 @@ def multiple_impute(program: Programs, x: torch.Tensor, mask: torch.Tensor, m: i
         return picks.gather(0, which.expand(1, *picks.shape[1:]))[0]
 
     draws = _by_blocks(programs, x, mask, num_samples, row_batch, sample_chunk, seed,
-                       estimate, dim=1, fill=True)
+                       estimate, dim=1, fill=True, compile=compile)
     ess = torch.cat(ess).to(draws.device)
     incomplete = ~torch.as_tensor(mask).to(ess.device).bool().all(-1)  # rows drawn for
     _warn_low_ess(ess[incomplete], m, num_samples * len(programs))
@@ -343,7 +359,8 @@ def _warn_low_ess(ess: torch.Tensor, m: int, total: int) -> None:
              "spread; raise num_samples", LowEffectiveSampleSize)
 
 
-def _sir(programs, x, mask, m, num_samples, chunk) -> tuple[torch.Tensor, torch.Tensor]:
+def _sir(programs, x, mask, m, num_samples, chunk,
+         weights=eager_weights) -> tuple[torch.Tensor, torch.Tensor]:
     """m independent draws per row with probability w~_l, streamed over chunks, and the
     effective sample size of the weights: ((m, n, D), (n,)).
 
@@ -356,7 +373,7 @@ def _sir(programs, x, mask, m, num_samples, chunk) -> tuple[torch.Tensor, torch.
     picks = torch.zeros(m, n, x.shape[1], device=x.device, dtype=x.dtype)
     rows = torch.arange(n, device=x.device)
     for log_w, sample in _weighted_chunks(programs, x, mask, num_samples, chunk,
-                                          VALUES["sample"]):
+                                          VALUES["sample"], weights=weights):
         log_chunk = torch.logsumexp(log_w, 0)
         new_total = torch.logaddexp(log_total, log_chunk)
         within = torch.multinomial(torch.softmax(log_w, 0).T, m, replacement=True)  # (n, m)

@@ -50,6 +50,10 @@ _COUNT = [Interval(Integral, 1, None, closed="left")]
 MIN_ROWS = 10  # fit refuses fewer rows with an observed value
 FEW_ROWS = 100  # ... and warns below this many
 AUTO_PROGRESS = 1000  # verbose="auto" shows a bar from this many iterations on
+# compile="auto" compiles imputation from this many row-samples (rows x L x replicas) on:
+# compiled, a row-sample costs about 1 us less (``python -m notmiwae.experiments.bench``),
+# so the 5 to 10 s of compiling pay back from about 10 million on.
+AUTO_COMPILE_ROW_SAMPLES = 20_000_000
 TOO_LARGE = 1e150  # |values| beyond this overflow the standardisation
 IDENTIFIER_NAMES = {"id", "key", "name", "index", "row", "code", "label", "uuid"}
 
@@ -214,9 +218,12 @@ class NotMIWAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     learning_rate : float, default=1e-3
         Adam's step size.
     compile : bool or "auto", default="auto"
-        Train with the compiled step (``notmiwae.inference.compiled``): the same steps,
-        faster, after 10 to 90 s of compiling; "auto" compiles from 5,000 iterations on
-        (``TrainConfig.compile``).
+        Train with the compiled step and impute with compiled weights
+        (``notmiwae.inference.compiled``): the same steps and draws, faster, after 10 to
+        90 s of compiling for training and 5 to 10 s for imputation (once per fitted
+        imputer and block shape); "auto" compiles training from 5,000 iterations on
+        (``TrainConfig.compile``) and imputations from 20 million row-samples (rows x
+        ``num_samples`` x replicas) on.
     init : {"torch", "glorot", "glorot-missing"}, default="torch"
         PyTorch's initialisation, the paper's TensorFlow one (Glorot uniform, see
         ``notmiwae.models.networks.glorot_``), or that for the missing model only.
@@ -392,7 +399,8 @@ class NotMIWAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
             return values
         x, mask = self._tensors(values)
         filled = impute(self.programs_, x, mask, self.num_samples, self.estimator,
-                        seed=self._seed(), ensemble=self.ensemble)
+                        seed=self._seed(), ensemble=self.ensemble,
+                        compile=self._compiles_imputation(len(x)))
         return self._original_scale(values, filled)
 
     @_keeps_global_random_state
@@ -408,7 +416,8 @@ class NotMIWAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         if np.isnan(values).any():
             x, mask = self._tensors(values)
             draws = multiple_impute(self.programs_, x, mask, m, self.num_samples,
-                                    seed=self._seed(), ensemble=self.ensemble)
+                                    seed=self._seed(), ensemble=self.ensemble,
+                                    compile=self._compiles_imputation(len(x)))
             completed = [self._original_scale(values, d) for d in draws]
         else:  # nothing to impute: m copies
             completed = [values.copy() for _ in range(m)]
@@ -531,6 +540,13 @@ class NotMIWAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         validate_data(self, X if isinstance(X, pd.DataFrame) else values, reset=reset,
                       ensure_all_finite="allow-nan", dtype=None, skip_check_array=True)
         return values
+
+    def _compiles_imputation(self, rows: int) -> bool:
+        """``compile``, or for "auto" whether the imputation is large enough to pay."""
+        if self.compile == "auto":
+            row_samples = rows * self.num_samples * len(self.programs_)
+            return row_samples >= AUTO_COMPILE_ROW_SAMPLES
+        return bool(self.compile)
 
     def _seed(self) -> int:
         """``random_state``, or a fresh seed from the operating system's entropy when None

@@ -6,7 +6,7 @@ import torch
 
 from notmiwae.inference.training import TrainConfig, fit
 from notmiwae.models import config_from_name
-from tests.conftest import toy_data
+from tests.conftest import toy_data, toy_program
 
 
 def params(program):
@@ -146,3 +146,95 @@ def test_the_compiled_step_runs_where_rewritten_products_are_viewed_again(capsys
     fit(config, x, mask, TrainConfig(iterations=3, batch_size=16, num_particles=20,
                                      compile=True), progress=False, replicas=2)
     assert "compiled training step unavailable" not in capsys.readouterr().err
+
+
+def compiled_graphs(program) -> int:
+    from notmiwae.inference.compiled import _KEPT
+    return sum(key[0] == "graph" for key in _KEPT.get(program, {}))
+
+
+@pytest.mark.parametrize("config", [
+    dict(missing="selfmasking_known"),
+    dict(missing="linear", latent_mask=True, target=True)])
+def test_compiled_imputation_takes_the_eager_draws(config, capsys):
+    """impute (both estimators), multiple_impute and effective_sample_size with compiled
+    weights, from the same seed: the eager results up to float64 rounding, with 21 rows in
+    blocks of 8 and L = 100 in chunks of 40, so the last block and chunk run padded. y,
+    when the program has a target, is padded too. Each weighting is compiled once and
+    kept with the program."""
+    from notmiwae.inference.imputation import effective_sample_size, impute, multiple_impute
+    from notmiwae.models import ModelConfig, build_model
+
+    x, mask, _ = toy_data(n=21, d=4)
+    torch.manual_seed(1)
+    program = build_model(ModelConfig(n_features=4, hidden=8, **config)).double()
+    y = torch.randn(21, dtype=torch.float64) if config.get("target") else None
+    blocks = dict(num_samples=100, row_batch=8, sample_chunk=40, seed=5)
+    runs = [(impute, dict(y=y)), (impute, dict(estimator="sample")),
+            (multiple_impute, dict(m=3, return_ess=True)), (effective_sample_size, dict(y=y))]
+    for run, kwargs in runs:
+        eager = run(program, x, mask, **blocks, **kwargs)
+        compiled = run(program, x, mask, **blocks, **kwargs, compile=True)
+        torch.testing.assert_close(compiled, eager, rtol=1e-9, atol=1e-9)
+    assert "unavailable" not in capsys.readouterr().err
+    # graphs: the mean (with y when given) and the sample weighting, and the bare weights
+    assert compiled_graphs(program) == 3
+    impute(program, x, mask, **blocks, compile=True)  # the block's graph is kept:
+    assert compiled_graphs(program) == 3 + (y is not None)  # only y absent is new
+
+
+def test_a_compiled_ensemble_takes_the_eager_draws():
+    """Two programs, pooled and equal: the same imputations compiled as eager, each
+    program with its own graph (its parameters fed in)."""
+    from notmiwae.inference.imputation import impute
+
+    x, mask, _ = toy_data(n=12, d=4)
+    programs = [toy_program("selfmasking", d=4, hidden=8, seed=s) for s in (0, 1)]
+    for ensemble in ("pooled", "equal"):
+        eager = impute(programs, x, mask, 60, seed=2, ensemble=ensemble)
+        compiled = impute(programs, x, mask, 60, seed=2, ensemble=ensemble, compile=True)
+        torch.testing.assert_close(compiled, eager, rtol=1e-9, atol=1e-9)
+    assert [compiled_graphs(p) for p in programs] == [1, 1]
+
+
+def test_imputation_that_cannot_be_compiled_runs_eagerly_and_says_so(monkeypatch, capsys):
+    import notmiwae.inference.compiled as compiled
+    from notmiwae.inference.imputation import impute
+
+    def refuse(*args, **kwargs):
+        raise RuntimeError("an operation the compiler lacks")
+
+    monkeypatch.setattr(compiled, "make_fx", refuse)
+    x, mask, _ = toy_data(n=10, d=4)
+    program = toy_program("selfmasking", d=4, hidden=8)
+    eager = impute(program, x, mask, 30, seed=1, row_batch=4)
+    result = impute(program, x, mask, 30, seed=1, row_batch=4, compile=True)
+    err = capsys.readouterr().err
+    assert err.count("compiled imputation unavailable") == 1
+    assert "an operation the compiler lacks" in err and "imputing eagerly" in err
+    torch.testing.assert_close(result, eager, rtol=0, atol=0)
+    with pytest.raises(ValueError, match="compile must be True or False, got 'yes'"):
+        impute(program, x, mask, 30, compile="yes")
+
+
+def test_the_imputer_compiles_imputation_as_its_setting_says(monkeypatch):
+    """compile=True compiles every imputation, False none, "auto" from
+    AUTO_COMPILE_ROW_SAMPLES row-samples (rows x L x replicas) on."""
+    import notmiwae.inference.imputer as imputer_module
+    from notmiwae import NotMIWAEImputer
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(30, 3))
+    X[rng.random(X.shape) < 0.3] = np.nan
+    seen = []
+    real = imputer_module.impute
+    monkeypatch.setattr(imputer_module, "impute",
+                        lambda *a, compile, **k: seen.append(compile) or real(*a, **k))
+    imputer = NotMIWAEImputer(iterations=2, num_samples=10, hidden=4, replicas=2,
+                              compile="auto", verbose=False).fit(X)
+    monkeypatch.setattr(imputer_module, "AUTO_COMPILE_ROW_SAMPLES", 30 * 10 * 2)
+    imputer.transform(X)
+    imputer.transform(X[1:])  # one row-sample too few
+    imputer.set_params(compile=False).transform(X)
+    imputer.set_params(compile=True).transform(X[:2])
+    assert seen == [True, False, False, True]

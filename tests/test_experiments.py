@@ -338,6 +338,7 @@ def test_benchmark_runs_and_reports_every_timing(capsys, monkeypatch):
     result = json.loads(capsys.readouterr().out)
     for key in ("pyro_ms_r1", "torch_ms_r1", "pyro_ms_r2", "torch_ms_r2",
                 "impute_seconds_red_L10", "decoder_floor_seconds_red_L10",
+                "compiled_impute_seconds_red_L10", "impute_compile_seconds",
                 "decoder_large_blocks_seconds_red_L10"):
         assert result[key] > 0, key
     assert result["ratio_r2"] == pytest.approx(result["pyro_ms_r2"] / result["torch_ms_r2"])
@@ -348,19 +349,29 @@ def test_benchmark_runs_and_reports_every_timing(capsys, monkeypatch):
     table = bench.table(result, 10)
     assert "| 2 | " in table and "| red wine, L = 10 | seconds |" in table
     assert f"| ratio (median of the rounds' ratios) | {result['impute_ratio']:.2f} |" in table
+    assert result["compiled_impute_ratio"] == pytest.approx(
+        result["compiled_impute_seconds_red_L10"] / result["decoder_floor_seconds_red_L10"])
+    assert f"| ratio, compiled (median of the rounds' ratios) | " \
+        f"{result['compiled_impute_ratio']:.2f} |" in table
 
 
 def test_benchmark_imputation_ratio_is_the_median_of_paired_rounds(monkeypatch):
-    """Imputation and the decoder are timed in turn; round 0 warms up and is dropped."""
+    """Eager and compiled imputation and the decoder are timed in turn; round 0 warms up
+    and is dropped."""
     from notmiwae.experiments import bench
 
-    imputations = iter([9.0, 2.0, 3.0, 8.0])
+    imputations = iter([9.0, 7.0, 2.0, 1.0, 3.0, 2.5, 8.0, 4.0])  # eager, compiled in turn
     decoders = iter([1.0, 1.0, 2.0, 2.0])
-    monkeypatch.setattr(bench, "imputation_seconds", lambda *a: next(imputations))
+    seen = []
+    monkeypatch.setattr(bench, "imputation_seconds",
+                        lambda *a: seen.append(a[5:]) or next(imputations))
     monkeypatch.setattr(bench, "decoder_seconds", lambda *a: next(decoders))
     x = torch.zeros(4, 3)
-    full, floor = bench.imputation_rounds(x, x > 0, 10, 3, "cpu")
-    assert (full, floor) == ([2.0, 3.0, 8.0], [1.0, 2.0, 2.0])
+    times = bench.imputation_rounds(None, x, x > 0, 10, 3, "cpu")
+    assert times == {"eager": [2.0, 3.0, 8.0], "compiled": [1.0, 2.5, 4.0],
+                     "decoder": [1.0, 2.0, 2.0]}
+    assert seen == [(), (True,)] * 4
+    full, floor = times["eager"], times["decoder"]
     # ratios 2, 1.5 and 4: their median 2 (the ratio of the medians would be 3 / 2)
     assert bench.median_ratio(full, floor) == 2.0
 

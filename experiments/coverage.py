@@ -46,6 +46,7 @@ from sklearn.impute import IterativeImputer
 
 from notmiwae.inference.cli import positive_int
 from notmiwae.inference.imputation import LowEffectiveSampleSize, impute, multiple_impute
+from notmiwae.inference.settings import imputation_compiles
 from notmiwae.inference.tables import write_csv
 
 from .calibration import crps, interval_scores, pooled_column_means
@@ -88,7 +89,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--trained", help="a folder of kept groups to reuse first, e.g. "
                    "results/uci/trained (groups trained here are kept in OUT/trained)")
     p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
-                   help="the compiled training step (default: from 5,000 iterations on)")
+                   help="the compiled training step and imputation (default: training from "
+                   "5,000 iterations on, imputation from 20 million row-samples on)")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
     p.add_argument("--out", required=True, help="output folder")
     args = p.parse_args(argv)
@@ -150,13 +152,15 @@ def trained_rows(specs: list[RunSpec], args: argparse.Namespace, folders: list[P
             continue
         start = time.perf_counter()
         weighting = "pooled" if how == SINGLE else how
+        compiled = imputation_compiles(compile_setting(args),
+                                       len(xt) * spec.impute_samples * len(group))
         with warnings.catch_warnings():  # recorded instead: ess_below_m
             warnings.simplefilter("ignore", LowEffectiveSampleSize)
             draws, ess = multiple_impute(group, xt, mt, args.draws, spec.impute_samples,
                                          seed=spec.seed, return_ess=True,
-                                         ensemble=weighting)
+                                         ensemble=weighting, compile=compiled)
         single = impute(group, xt, mt, spec.impute_samples, seed=spec.seed,
-                        ensemble=weighting)
+                        ensemble=weighting, compile=compiled)
         rows = ess[~mt.all(1)].cpu().double().numpy()  # rows with something to impute
         key = {"dataset": spec.dataset, "model": spec.model, "ensemble": how,
                "seed": spec.seed, "replicas": len(group)}

@@ -185,13 +185,13 @@ class CompiledWeights:
     padded: its noise is drawn as the eager run would draw it, from the global generator
     in the sites' order, then padded with zeros, and the results are cut back. So, from
     the same seed, the compiled weights are the eager ones up to rounding. When a program
-    cannot be traced or compiled, says so in one line and runs eagerly.
+    cannot be traced or compiled, says so in one line (once per program and block) and
+    runs eagerly.
     ``compile_seconds``: the time spent tracing and compiling.
     """
 
     def __init__(self, rows: int, particles: int) -> None:
         self.rows, self.particles = rows, particles
-        self.failed = False
         self.compile_seconds = 0.0
 
     def _kept(self, program: NotMIWAE) -> dict:
@@ -202,16 +202,15 @@ class CompiledWeights:
                  num_particles: int, read: Read, y: torch.Tensor | None = None
                  ) -> tuple[torch.Tensor, torch.Tensor | None]:
         n = len(x)
-        if self.failed or n > self.rows or num_particles > self.particles:
+        if n > self.rows or num_particles > self.particles:
             return eager_weights(program, x, mask, num_particles, read, y)
         key = ("graph", read, y is None, self.rows, self.particles)
         padded = [_padded(t, self.rows) for t in (x, mask, y)]
         kept = self._kept(program)
         if key not in kept:
-            graph = self._capture(program, read, *padded)
-            if graph is None:
-                return eager_weights(program, x, mask, num_particles, read, y)
-            kept[key] = graph
+            kept[key] = self._capture(program, read, *padded)  # None: it failed, said once
+        if kept[key] is None:
+            return eager_weights(program, x, mask, num_particles, read, y)
         eps = self._noise(program, x, mask, num_particles, y)
         out = kept[key](_inputs(program), *padded, eps)
         return out[0][:num_particles, :n], \
@@ -264,7 +263,6 @@ class CompiledWeights:
             compiled = _inductor(make_fx(run)(*inputs), inputs)
         except Exception as err:  # noqa: BLE001 - any failure: fall back, and say why
             _unavailable("compiled imputation", err, "imputing eagerly")
-            self.failed = True
             return None
         finally:
             self.compile_seconds += time.perf_counter() - start

@@ -40,6 +40,7 @@ from .checks import (
 )
 from .device import default_device
 from .imputation import ENSEMBLES, ESTIMATORS, impute, multiple_impute
+from .settings import imputation_compiles
 from .tables import DataError, atomic_path, write_csv, write_text
 from .training import INITS, TrainConfig, fit, read_checkpoint, save_checkpoint
 from .user_warnings import warn
@@ -50,10 +51,6 @@ _COUNT = [Interval(Integral, 1, None, closed="left")]
 MIN_ROWS = 10  # fit refuses fewer rows with an observed value
 FEW_ROWS = 100  # ... and warns below this many
 AUTO_PROGRESS = 1000  # verbose="auto" shows a bar from this many iterations on
-# compile="auto" compiles imputation from this many row-samples (rows x L x replicas) on:
-# compiled, a row-sample costs about 1 us less (``python -m notmiwae.experiments.bench``),
-# so the 5 to 10 s of compiling pay back from about 10 million on.
-AUTO_COMPILE_ROW_SAMPLES = 20_000_000
 TOO_LARGE = 1e150  # |values| beyond this overflow the standardisation
 IDENTIFIER_NAMES = {"id", "key", "name", "index", "row", "code", "label", "uuid"}
 
@@ -543,10 +540,7 @@ class NotMIWAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
 
     def _compiles_imputation(self, rows: int) -> bool:
         """``compile``, or for "auto" whether the imputation is large enough to pay."""
-        if self.compile == "auto":
-            row_samples = rows * self.num_samples * len(self.programs_)
-            return row_samples >= AUTO_COMPILE_ROW_SAMPLES
-        return bool(self.compile)
+        return imputation_compiles(self.compile, rows * self.num_samples * len(self.programs_))
 
     def _seed(self) -> int:
         """``random_state``, or a fresh seed from the operating system's entropy when None

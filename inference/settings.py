@@ -17,9 +17,21 @@ def _glorot_missing(program: NotMIWAE) -> NotMIWAE:
 
 
 COMPILE_FROM = 5_000  # iterations from which compile="auto" compiles
+# Row-samples (rows x L x programs) from which compile="auto" compiles imputation: compiled,
+# a row-sample costs about 1 us less (python -m notmiwae.experiments.bench), so the 5 to
+# 10 s of compiling pay back from about 10 million on.
+COMPILE_IMPUTATION_FROM = 20_000_000
 INITS = {"torch": lambda program: program,  # nn.Linear's default; self-masking W = b = 0
          "glorot": glorot_,  # everything as the paper's TensorFlow code
          "glorot-missing": _glorot_missing}
+
+
+def imputation_compiles(compile: bool | str, row_samples: int) -> bool:
+    """Whether an imputation of ``row_samples`` (rows x L x programs) uses compiled
+    weights: ``compile``, with "auto" resolved (``COMPILE_IMPUTATION_FROM`` on)."""
+    if compile == "auto":
+        return row_samples >= COMPILE_IMPUTATION_FROM
+    return bool(compile)
 
 
 @dataclass(frozen=True)

@@ -209,6 +209,7 @@ def test_imputation_that_cannot_be_compiled_runs_eagerly_and_says_so(monkeypatch
     program = toy_program("selfmasking", d=4, hidden=8)
     eager = impute(program, x, mask, 30, seed=1, row_batch=4)
     result = impute(program, x, mask, 30, seed=1, row_batch=4, compile=True)
+    impute(program, x, mask, 30, seed=1, row_batch=4, compile=True)  # not tried again
     err = capsys.readouterr().err
     assert err.count("compiled imputation unavailable") == 1
     assert "an operation the compiler lacks" in err and "imputing eagerly" in err
@@ -219,8 +220,9 @@ def test_imputation_that_cannot_be_compiled_runs_eagerly_and_says_so(monkeypatch
 
 def test_the_imputer_compiles_imputation_as_its_setting_says(monkeypatch):
     """compile=True compiles every imputation, False none, "auto" from
-    AUTO_COMPILE_ROW_SAMPLES row-samples (rows x L x replicas) on."""
+    COMPILE_IMPUTATION_FROM row-samples (rows x L x replicas) on."""
     import notmiwae.inference.imputer as imputer_module
+    import notmiwae.inference.settings as settings
     from notmiwae import NotMIWAEImputer
 
     rng = np.random.default_rng(0)
@@ -232,9 +234,17 @@ def test_the_imputer_compiles_imputation_as_its_setting_says(monkeypatch):
                         lambda *a, compile, **k: seen.append(compile) or real(*a, **k))
     imputer = NotMIWAEImputer(iterations=2, num_samples=10, hidden=4, replicas=2,
                               compile="auto", verbose=False).fit(X)
-    monkeypatch.setattr(imputer_module, "AUTO_COMPILE_ROW_SAMPLES", 30 * 10 * 2)
+    monkeypatch.setattr(settings, "COMPILE_IMPUTATION_FROM", 30 * 10 * 2)
     imputer.transform(X)
     imputer.transform(X[1:])  # one row-sample too few
     imputer.set_params(compile=False).transform(X)
     imputer.set_params(compile=True).transform(X[:2])
     assert seen == [True, False, False, True]
+
+
+def test_imputation_compiles_from_twenty_million_row_samples():
+    from notmiwae.inference.settings import imputation_compiles
+
+    assert not imputation_compiles("auto", 19_999_999)
+    assert imputation_compiles("auto", 20_000_000)
+    assert imputation_compiles(True, 1) and not imputation_compiles(False, 10**9)

@@ -119,11 +119,9 @@ def block_sizes(device: torch.device, row_batch: int | None, sample_chunk: int |
 
 
 def _check(programs: tuple[NotMIWAE, ...], x: torch.Tensor, mask: torch.Tensor,
-           num_samples: int, compile: bool):
+           num_samples: int):
     if isinstance(num_samples, bool) or not isinstance(num_samples, Integral) or num_samples < 1:
         raise ValueError(f"num_samples must be a whole number >= 1, got {num_samples!r}")
-    if not isinstance(compile, bool):
-        raise ValueError(f"compile must be True or False, got {compile!r}")
     x, mask = masked_data(x, mask)
     device = program_device(programs[0])
     return x.to(device), mask.to(device)
@@ -140,7 +138,9 @@ def _by_blocks(programs: tuple[NotMIWAE, ...], x: torch.Tensor, mask: torch.Tens
     and denormals flushed, concatenated along ``dim``. With ``fill``, the estimates
     replace only the missing entries of x. Returned on the device of the input x."""
     home = x.device
-    x, mask = _check(programs, x, mask, num_samples, compile)
+    if not isinstance(compile, bool):
+        raise ValueError(f"compile must be True or False, got {compile!r}")
+    x, mask = _check(programs, x, mask, num_samples)
     row_batch, sample_chunk = block_sizes(x.device, row_batch, sample_chunk, num_samples)
     weights = CompiledWeights(min(row_batch, len(x)), min(sample_chunk, num_samples)) \
         if compile else eager_weights
@@ -373,7 +373,7 @@ def _sir(programs, x, mask, m, num_samples, chunk,
     picks = torch.zeros(m, n, x.shape[1], device=x.device, dtype=x.dtype)
     rows = torch.arange(n, device=x.device)
     for log_w, sample in _weighted_chunks(programs, x, mask, num_samples, chunk,
-                                          VALUES["sample"], weights=weights):
+                                          VALUES["sample"], None, weights):
         log_chunk = torch.logsumexp(log_w, 0)
         new_total = torch.logaddexp(log_total, log_chunk)
         within = torch.multinomial(torch.softmax(log_w, 0).T, m, replacement=True)  # (n, m)

@@ -218,7 +218,7 @@ class NotMIWAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         Train with the compiled step and impute with compiled weights
         (``notmiwae.inference.compiled``): the same steps and draws, faster, after 10 to
         90 s of compiling for training and 4 to 8 s for imputation (once per fitted
-        imputer and block shape); "auto" compiles training from 5,000 iterations on
+        imputer, replica and block shape); "auto" compiles training from 5,000 iterations on
         (``TrainConfig.compile``) and imputations from 20 million row-samples (rows x
         ``num_samples`` x replicas) on.
     init : {"torch", "glorot", "glorot-missing"}, default="torch"

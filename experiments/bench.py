@@ -34,6 +34,7 @@ from notmiwae.inference.noise import generators
 from notmiwae.inference.reference import reference_step
 from notmiwae.inference.training import TrainConfig, _iw_step, init_program, make_optimizer
 from notmiwae.models import config_from_name
+from notmiwae.models.program import NotMIWAE
 
 from .protocol import prepare
 
@@ -137,13 +138,13 @@ def arithmetic_floor_ms(x: torch.Tensor, mask: torch.Tensor, device: torch.devic
             "floor_ms": 1000 * flops / rate}
 
 
-def bench_program(x: torch.Tensor, device: torch.device):
+def bench_program(x: torch.Tensor, device: torch.device) -> NotMIWAE:
     """The benchmark's program (seed 0), untrained, for imputation."""
     return init_program(config_from_name(MODEL, x.shape[1]), [0], device).eval()
 
 
 @torch.no_grad()
-def imputation_seconds(program, x: torch.Tensor, mask: torch.Tensor, num_samples: int,
+def imputation_seconds(program: NotMIWAE, x: torch.Tensor, mask: torch.Tensor, num_samples: int,
                        device: torch.device, compile: bool = False) -> float:
     """Seconds of ``impute`` on all rows with L = ``num_samples`` (default blocks)."""
     with flush_denormals():
@@ -156,7 +157,7 @@ def imputation_seconds(program, x: torch.Tensor, mask: torch.Tensor, num_samples
 
 
 @torch.no_grad()
-def imputation_compile_seconds(program, x: torch.Tensor, mask: torch.Tensor,
+def imputation_compile_seconds(program: NotMIWAE, x: torch.Tensor, mask: torch.Tensor,
                                num_samples: int) -> float:
     """Seconds to compile the program's imputation graph for the default block of
     ``impute`` on x (imputing that one block with it on the way)."""
@@ -187,7 +188,7 @@ def decoder_seconds(n_rows: int, n_features: int, num_samples: int, device: torc
     return time.perf_counter() - start
 
 
-def imputation_rounds(program, x: torch.Tensor, mask: torch.Tensor, num_samples: int,
+def imputation_rounds(program: NotMIWAE, x: torch.Tensor, mask: torch.Tensor, num_samples: int,
                       rounds: int, device: torch.device) -> dict[str, list[float]]:
     """Seconds of eager imputation, compiled imputation (its graph already compiled) and
     the bare decoder, timed in turn in each of ``rounds`` rounds (after one to warm up),
@@ -197,8 +198,9 @@ def imputation_rounds(program, x: torch.Tensor, mask: torch.Tensor, num_samples:
         now = {"eager": imputation_seconds(program, x, mask, num_samples, device),
                "compiled": imputation_seconds(program, x, mask, num_samples, device, True),
                "decoder": decoder_seconds(len(x), x.shape[1], num_samples, device)}
-        for key in times if rnd else ():
-            times[key].append(now[key])
+        if rnd:  # round 0 warms up
+            for key, seconds in now.items():
+                times[key].append(seconds)
     return times
 
 
@@ -240,7 +242,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--compiled", type=_counts, default=[1, 10],
                         help="replica counts R to time the compiled step at")
     parser.add_argument("--no-compiled", action="store_true",
-                        help="skip the compiled step (compiling takes a minute or more)")
+                        help="skip the compiled training step (compiling takes a minute "
+                        "or more); compiled imputation is still timed")
     parser.add_argument("--plain-products", action="store_true",
                         help="compiled step without computing narrow matrix products "
                              "transposed (notmiwae.inference.compiled), to compare")

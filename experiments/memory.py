@@ -23,7 +23,7 @@ import time
 import numpy as np
 import torch
 
-from notmiwae.inference import compiled
+from notmiwae.inference import importance
 from notmiwae.inference.imputer import NotMIWAEImputer
 
 
@@ -45,13 +45,13 @@ def table(rows: int, features: int, seed: int = 0) -> np.ndarray:
 
 def count_row_samples() -> list[int]:
     """Count the row-samples imputation has drawn (wraps the weights' computation)."""
-    done, weights = [0], compiled.log_importance_weights
+    done, weights = [0], importance.log_importance_weights
 
     def counting(program, x, mask, num_samples, *args, **kwargs):
         done[0] += len(x) * num_samples
         return weights(program, x, mask, num_samples, *args, **kwargs)
 
-    compiled.log_importance_weights = counting  # what imputation's eager weights call
+    importance.log_importance_weights = counting  # what imputation's eager weights call
     return done
 
 
@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> None:
         torch.set_num_threads(args.threads)
     x = table(args.rows, args.features)
     imputer = NotMIWAEImputer(iterations=args.iterations, num_samples=args.samples,
-                              device="cpu", verbose=False).fit(x)
+                              device="cpu", verbose=False, compile=False).fit(x)  # eager
     before = peak_mib()
     print(f"N={args.rows} D={args.features} L={args.samples} threads="
           f"{torch.get_num_threads()}: data {x.nbytes / 2**20:.0f} MiB, peak RSS after "

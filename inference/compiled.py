@@ -19,15 +19,14 @@ shape and compiled by inductor directly (no Dynamo guards to check on every call
 a part cannot be traced or compiled (Python control flow on tensor values, an operation
 the compiler lacks), the step says so in one line and runs eagerly.
 
-Imputation's importance weights are compiled the same way (:class:`CompiledWeights`):
-one block of rows x samples traced through the program, forward only.
+Imputation's importance weights are compiled the same way, forward only
+(:mod:`notmiwae.inference.compiled_imputation`).
 """
 
 from __future__ import annotations
 
 import sys
 import time
-import weakref
 from collections.abc import Callable
 
 import numpy as np
@@ -37,7 +36,7 @@ from torch.fx.experimental.proxy_tensor import make_fx
 from notmiwae.models.program import NotMIWAE
 
 from .importance import ReplicatedLogWeights, iw_bound, log_importance_weights
-from .noise import FixedNoise, NoiseShapes, draw_noise
+from .noise import FixedNoise
 from .replicas import _Apply, replica_count, replica_map
 
 
@@ -147,9 +146,9 @@ class CompiledStep:
                 compiled = torch.compile(traced, mode="reduce-overhead", dynamic=False)
                 compiled(*inputs)  # compile now, not inside the timing
             else:
-                compiled = _inductor(traced, inputs)
+                compiled = inductor_compiled(traced, inputs)
         except Exception as err:  # noqa: BLE001 - any failure: fall back, and say why
-            _unavailable("compiled training step", err, "training eagerly")
+            say_unavailable("compiled training step", err, "training eagerly")
             self.failed = True
             return None
         finally:
@@ -157,133 +156,10 @@ class CompiledStep:
         return compiled
 
 
-def _unavailable(what: str, err: Exception, instead: str) -> None:
+def say_unavailable(what: str, err: Exception, instead: str) -> None:
     """The one line said when a graph cannot be captured or compiled."""
     first = str(err).splitlines()[0][:200] if str(err) else ""
     print(f"{what} unavailable ({type(err).__name__}: {first}); {instead}", file=sys.stderr)
-
-
-Read = Callable[[object], torch.Tensor | None]  # what imputation averages, off a trace
-
-
-def eager_weights(program: NotMIWAE, x: torch.Tensor, mask: torch.Tensor, num_particles: int,
-                  read: Read, y: torch.Tensor | None = None
-                  ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """log w (K, n) of a run of the program over K particles, and ``read`` of its trace."""
-    log_w, trace = log_importance_weights(program, x, mask, num_particles, y=y)
-    return log_w, read(trace)
-
-
-class CompiledWeights:
-    """:func:`eager_weights` from a graph captured once per program, ``read`` and whether
-    y is given, for blocks of ``rows`` rows x ``particles`` samples, and compiled. The
-    graphs stay with the program (its parameters are inputs, so training it further
-    keeps them valid): a later imputation with the same program and block compiles
-    nothing.
-
-    A smaller block (the last rows, the last chunk of samples) runs in the same graph,
-    padded: its noise is drawn as the eager run would draw it, from the global generator
-    in the sites' order, then padded with zeros, and the results are cut back. So, from
-    the same seed, the compiled weights are the eager ones up to rounding. When a program
-    cannot be traced or compiled, says so in one line (once per program and block) and
-    runs eagerly.
-    ``compile_seconds``: the time spent tracing and compiling.
-    """
-
-    def __init__(self, rows: int, particles: int) -> None:
-        self.rows, self.particles = rows, particles
-        self.compile_seconds = 0.0
-
-    def _kept(self, program: NotMIWAE) -> dict:
-        """What is kept with this program: its graphs and noise shapes."""
-        return _KEPT.setdefault(program, {})
-
-    def __call__(self, program: NotMIWAE, x: torch.Tensor, mask: torch.Tensor,
-                 num_particles: int, read: Read, y: torch.Tensor | None = None
-                 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        n = len(x)
-        if n > self.rows or num_particles > self.particles:
-            return eager_weights(program, x, mask, num_particles, read, y)
-        key = ("graph", read, y is None, self.rows, self.particles)
-        padded = [_padded(t, self.rows) for t in (x, mask, y)]
-        kept = self._kept(program)
-        if key not in kept:
-            kept[key] = self._capture(program, read, *padded)  # None: it failed, said once
-        if kept[key] is None:
-            return eager_weights(program, x, mask, num_particles, read, y)
-        eps = self._noise(program, x, mask, num_particles, y)
-        out = kept[key](_inputs(program), *padded, eps)
-        return out[0][:num_particles, :n], \
-            out[1][:num_particles, :n] if len(out) > 1 else None
-
-    def _noise(self, program, x, mask, num_particles, y) -> dict[str, torch.Tensor]:
-        """The eager run's noise for this block, each site's padded with zeros to the
-        graph's shape."""
-        full = self._shapes(program, _padded(x, self.rows), _padded(mask, self.rows),
-                            self.particles, _padded(y, self.rows))
-        shapes = self._shapes(program, x, mask, num_particles, y)
-        eps = {name: e[0] for name, e in draw_noise(shapes, [None], x).items()}
-        if shapes == full:
-            return eps
-        out = {}
-        for (name, shape), (_, size) in zip(shapes, full, strict=True):
-            out[name] = eps[name].new_zeros(size)
-            out[name][tuple(slice(0, s) for s in shape)] = eps[name]
-        return out
-
-    def _shapes(self, program, x, mask, num_particles, y) -> list:
-        """(name, shape) of the latent Normal sites for a block of this shape, recorded
-        once by an eager run."""
-        at, kept = ("noise", tuple(x.shape), num_particles, y is None), self._kept(program)
-        if at not in kept:
-            recorder = NoiseShapes()
-            with recorder:
-                log_importance_weights(program, x, mask, num_particles, y=y)
-            kept[at] = recorder.shapes
-        return kept[at]
-
-    def _capture(self, program, read, x, mask, y) -> Callable | None:
-        start = time.perf_counter()
-        try:
-            def weights(single, x, mask, y, eps):
-                with FixedNoise(eps):
-                    log_w, value = eager_weights(single, x, mask, self.particles, read, y)
-                return (log_w,) if value is None else (log_w, value)
-
-            module = _Apply(program, weights)
-
-            def run(params, x, mask, y, eps):
-                return torch.func.functional_call(
-                    module, {f"program.{k}": v for k, v in params.items()},
-                    (x, mask, y, eps), strict=False)
-
-            shapes = self._shapes(program, x, mask, self.particles, y)
-            eps = {name: x.new_zeros(shape) for name, shape in shapes}  # no draws
-            inputs = [_inputs(program), x, mask, y, eps]
-            compiled = _inductor(make_fx(run)(*inputs), inputs)
-        except Exception as err:  # noqa: BLE001 - any failure: fall back, and say why
-            _unavailable("compiled imputation", err, "imputing eagerly")
-            return None
-        finally:
-            self.compile_seconds += time.perf_counter() - start
-        return compiled
-
-
-_KEPT: weakref.WeakKeyDictionary[NotMIWAE, dict] = weakref.WeakKeyDictionary()
-
-
-def _inputs(program: NotMIWAE) -> dict[str, torch.Tensor]:
-    """A program's parameters and buffers by name: the graph's inputs, so that no value of
-    the program is baked into it."""
-    return {name: t.detach() for name, t in
-            [*program.named_parameters(), *program.named_buffers()]}
-
-
-def _padded(t: torch.Tensor | None, rows: int) -> torch.Tensor | None:
-    """``t`` (n, ...) with zero (False) rows appended up to ``rows``."""
-    if t is None or len(t) == rows:
-        return t
-    return torch.cat([t, t.new_zeros((rows - len(t), *t.shape[1:]))])
 
 
 NARROW = 32  # output columns below which a batched matrix product is computed transposed
@@ -322,7 +198,7 @@ def narrow_products_transposed(graph: torch.fx.GraphModule) -> int:
     return rewritten
 
 
-def _inductor(traced: torch.fx.GraphModule, inputs: list) -> Callable:
+def inductor_compiled(traced: torch.fx.GraphModule, inputs: list) -> Callable:
     """``traced`` compiled by inductor, called with the same nested inputs. Without Dynamo
     in front, no guards are checked per call (a graph is already kept per shape).
     """

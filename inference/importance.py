@@ -12,6 +12,7 @@ and add nothing. The bound is L_K = sum_i [logsumexp_k log w_ik - log K].
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from contextlib import nullcontext
 
 import pyro
@@ -73,6 +74,18 @@ def log_importance_weights(program: NotMIWAE, x: torch.Tensor, mask: torch.Tenso
     """log w (K, N) and the trace that holds the samples behind it."""
     trace = run_program(program, x, mask, num_particles, noise, y)
     return log_weights_from_trace(trace, program.guide.encoders), trace
+
+
+Read = Callable[[Trace], torch.Tensor | None]  # what imputation averages, off a trace
+
+
+def weights_and_values(program: NotMIWAE, x: torch.Tensor, mask: torch.Tensor,
+                       num_particles: int, read: Read, y: torch.Tensor | None = None
+                       ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """log w (K, n) of one run of the program over K particles, and ``read`` of its trace
+    (the values imputation weighs, e.g. E[x^m | z_k])."""
+    log_w, trace = log_importance_weights(program, x, mask, num_particles, y=y)
+    return log_w, read(trace)
 
 
 class ReplicatedLogWeights:

@@ -21,8 +21,9 @@ Every function computes on the program's device and returns on the device of ``x
 
 Rows are processed in batches and the L samples in chunks, with running log-sum-exp
 accumulators, so memory is bounded for any N and L. With ``compile=True`` each block's
-weights come from a compiled graph of the program (``notmiwae.inference.compiled``): the
-same draws from the same seed, faster once its compiling (seconds) is paid.
+weights come from a compiled graph of the program
+(``notmiwae.inference.compiled_imputation``): the same draws from the same seed, the
+same results up to rounding, faster once its compiling (seconds) is paid.
 
 On a CPU small blocks (32 rows x 500 samples) keep the decoder's activations in cache,
 which is over twice as fast as large blocks (``python -m notmiwae.experiments.bench``);
@@ -40,9 +41,10 @@ import torch
 
 from notmiwae.models.program import NotMIWAE
 
-from .compiled import CompiledWeights, eager_weights
+from .compiled_imputation import CompiledWeights
 from .data import masked_data
 from .device import flush_denormals, program_device
+from .importance import weights_and_values
 from .user_warnings import warn
 
 ESTIMATORS = ("mean", "sample")
@@ -93,10 +95,10 @@ VALUES = {  # what is averaged, read off a trace of L_c particles: (L_c, n, F)
 
 
 def _weighted_chunks(programs, x, mask, num_samples, chunk_size, value, y=None,
-                     weights=eager_weights):
+                     weights=weights_and_values):
     """Yield (log w (L_c, n), value(trace) (L_c, n, F)) per chunk of samples, L samples
     from each of the ``programs`` in turn, as ``weights`` computes them (eagerly, or a
-    :class:`~notmiwae.inference.compiled.CompiledWeights`)."""
+    :class:`~notmiwae.inference.compiled_imputation.CompiledWeights`)."""
     for program in programs:
         for size in _chunks(num_samples, chunk_size):
             yield weights(program, x, mask, size, value, y)
@@ -142,8 +144,9 @@ def _by_blocks(programs: tuple[NotMIWAE, ...], x: torch.Tensor, mask: torch.Tens
         raise ValueError(f"compile must be True or False, got {compile!r}")
     x, mask = _check(programs, x, mask, num_samples)
     row_batch, sample_chunk = block_sizes(x.device, row_batch, sample_chunk, num_samples)
-    weights = CompiledWeights(min(row_batch, len(x)), min(sample_chunk, num_samples)) \
-        if compile else eager_weights
+    weights = weights_and_values
+    if compile:
+        weights = CompiledWeights(min(row_batch, len(x)), min(sample_chunk, num_samples))
     if seed is not None:
         pyro.set_rng_seed(seed)
     with pyro.validation_enabled(False), flush_denormals():
@@ -169,6 +172,9 @@ def impute(program: Programs, x: torch.Tensor, mask: torch.Tensor, num_samples: 
     trained on); p(y | x^o, x^m_l) then enters the weights. With ``estimator="sample"``
     this estimates E[x^m | x^o, s, y]; "mean" averages the decoder means E[x^m | z_l], so
     it sees y (like s) only through which z_l it favours, not through the draw x^m_l.
+
+    ``compile``: compute the weights with a compiled graph of the program (see the
+    module docstring; ``NotMIWAEImputer`` decides it by its ``compile`` setting).
     """
     if estimator not in ESTIMATORS:
         raise ValueError(f"estimator must be one of {ESTIMATORS}, got {estimator!r}")
@@ -211,7 +217,7 @@ def effective_sample_size(program: Programs, x: torch.Tensor, mask: torch.Tensor
     from 1 (one sample carries all the weight) to L (equal weights); for an ensemble, of
     the pooled R x L weights, or for ``ensemble="equal"`` of the mixture's weights
     w~_rl / R, R^2 / sum_r 1 / ESS_r (as :func:`multiple_impute` draws). ``y`` as in
-    :func:`impute`: with it, p(y | x) is in the weights.
+    :func:`impute`: with it, p(y | x) is in the weights. ``compile`` as in :func:`impute`.
     """
     programs = _programs(program)
     groups = _groups(programs, ensemble)
@@ -228,7 +234,7 @@ def effective_sample_size(program: Programs, x: torch.Tensor, mask: torch.Tensor
 
 def _ess(programs: tuple[NotMIWAE, ...], x: torch.Tensor, mask: torch.Tensor,
          num_samples: int, chunk: int, y: torch.Tensor | None = None,
-         weights=eager_weights) -> torch.Tensor:
+         weights=weights_and_values) -> torch.Tensor:
     """(sum_l w_l)^2 / sum_l w_l^2 with running log-sum-exps over the chunks: (n,)."""
     log_sum = torch.full((len(x),), -math.inf, device=x.device)
     log_sum_sq = log_sum.clone()
@@ -295,7 +301,7 @@ def predict_target(program: NotMIWAE, x: torch.Tensor, mask: torch.Tensor,
 
 
 def _snis(programs, x, mask, num_samples, chunk, read, y=None,
-          weights=eager_weights) -> torch.Tensor:
+          weights=weights_and_values) -> torch.Tensor:
     """sum_l w~_l value_l over all chunks of all ``programs`` (their weights pooled), with
     a running log-sum-exp: (n, F)."""
     log_total = torch.full((len(x),), -math.inf, device=x.device)
@@ -326,6 +332,7 @@ def multiple_impute(program: Programs, x: torch.Tensor, mask: torch.Tensor, m: i
     its L samples. Warns (:class:`LowEffectiveSampleSize`) when rows with a missing entry
     have weights of effective sample size below m; ``return_ess`` also returns each row's
     (N,), from the same weights (as :func:`effective_sample_size` computes it).
+    ``compile`` as in :func:`impute`.
     """
     if isinstance(m, bool) or not isinstance(m, Integral) or m < 1:
         raise ValueError(f"m must be a whole number >= 1, got {m!r}")
@@ -360,7 +367,7 @@ def _warn_low_ess(ess: torch.Tensor, m: int, total: int) -> None:
 
 
 def _sir(programs, x, mask, m, num_samples, chunk,
-         weights=eager_weights) -> tuple[torch.Tensor, torch.Tensor]:
+         weights=weights_and_values) -> tuple[torch.Tensor, torch.Tensor]:
     """m independent draws per row with probability w~_l, streamed over chunks, and the
     effective sample size of the weights: ((m, n, D), (n,)).
 

@@ -216,9 +216,10 @@ class NotMIWAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         Adam's step size.
     compile : bool or "auto", default="auto"
         Train with the compiled step and impute with compiled weights
-        (``notmiwae.inference.compiled``): the same steps and draws, faster, after 10 to
-        90 s of compiling for training and 4 to 8 s for imputation (once per fitted
-        imputer, replica and block shape); "auto" compiles training from 5,000 iterations on
+        (``notmiwae.inference.compiled``, ``compiled_imputation``): the same steps and
+        draws, faster, after 10 to 90 s of compiling for training and 4 to 8 s for
+        imputation (once per replica, estimator and block size, for as long as the
+        imputer lives); "auto" compiles training from 5,000 iterations on
         (``TrainConfig.compile``) and imputations from 20 million row-samples (rows x
         ``num_samples`` x replicas) on.
     init : {"torch", "glorot", "glorot-missing"}, default="torch"
@@ -397,7 +398,7 @@ class NotMIWAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         x, mask = self._tensors(values)
         filled = impute(self.programs_, x, mask, self.num_samples, self.estimator,
                         seed=self._seed(), ensemble=self.ensemble,
-                        compile=self._compiles_imputation(len(x)))
+                        compile=self.compiles_imputation(len(x)))
         return self._original_scale(values, filled)
 
     @_keeps_global_random_state
@@ -414,7 +415,7 @@ class NotMIWAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
             x, mask = self._tensors(values)
             draws = multiple_impute(self.programs_, x, mask, m, self.num_samples,
                                     seed=self._seed(), ensemble=self.ensemble,
-                                    compile=self._compiles_imputation(len(x)))
+                                    compile=self.compiles_imputation(len(x)))
             completed = [self._original_scale(values, d) for d in draws]
         else:  # nothing to impute: m copies
             completed = [values.copy() for _ in range(m)]
@@ -538,8 +539,9 @@ class NotMIWAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
                       ensure_all_finite="allow-nan", dtype=None, skip_check_array=True)
         return values
 
-    def _compiles_imputation(self, rows: int) -> bool:
-        """``compile``, or for "auto" whether the imputation is large enough to pay."""
+    def compiles_imputation(self, rows: int) -> bool:
+        """Whether imputing ``rows`` rows uses compiled weights: ``compile``, or for
+        "auto" whether the imputation is large enough to pay (``imputation_compiles``)."""
         return imputation_compiles(self.compile, rows * self.num_samples * len(self.programs_))
 
     def _seed(self) -> int:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import torch
 from pyro.distributions import Independent, Normal
 from pyro.poutine.messenger import Messenger
+from pyro.poutine.subsample_messenger import _Subsample
 
 
 def generators(seeds: list[int], device: torch.device | str = "cpu") -> list[torch.Generator]:
@@ -54,17 +55,22 @@ class GeneratorNoise(Messenger):
 
 class NoiseShapes(Messenger):
     """Records (name, shape) of each latent Normal site, in sampling order; the sites
-    take their means (eps = 0), as only the shapes are wanted."""
+    take their means (eps = 0), as only the shapes are wanted. ``others``: the latent
+    sites of other distributions, which draw with their own ``rsample``."""
 
     def __init__(self) -> None:
         super().__init__()
         self.shapes: list[tuple[str, torch.Size]] = []
+        self.others: list[str] = []
 
     def _pyro_sample(self, msg) -> None:
         normal = latent_normal(msg)
         if normal is not None:
             self.shapes.append((msg["name"], msg["fn"].shape()))
             msg["value"] = (normal.loc + 0 * normal.scale).expand(msg["fn"].shape())
+        elif not (msg["is_observed"] or msg["value"] is not None
+                  or isinstance(msg["fn"], _Subsample)):  # a plate's indices
+            self.others.append(msg["name"])
 
 
 class FixedNoise(Messenger):

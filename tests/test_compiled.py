@@ -122,7 +122,8 @@ def test_the_narrow_product_rewrite_runs_on_the_cpu_unless_left_out(
 
     seen = []
     monkeypatch.setattr(compiled, "narrow_products_transposed", seen.append)
-    monkeypatch.setattr(compiled, "_inductor", lambda traced, inputs: traced)  # no compiling
+    monkeypatch.setattr(compiled, "inductor_compiled",
+                        lambda traced, inputs: traced)  # no compiling
     x, mask, _ = toy_data(n=8, d=3, dtype=torch.float32)
     config = config_from_name("notmiwae:selfmasking", 3, hidden=8)
     program = init_program(config, [0], torch.device("cpu"))
@@ -149,8 +150,11 @@ def test_the_compiled_step_runs_where_rewritten_products_are_viewed_again(capsys
 
 
 def compiled_graphs(program) -> int:
-    from notmiwae.inference.compiled import _KEPT
-    return sum(key[0] == "graph" for key in _KEPT.get(program, {}))
+    """How many compiled graphs of imputation weights the program keeps (failed ones,
+    kept as None, not counted)."""
+    from notmiwae.inference.compiled_imputation import _KEPT
+    return sum(key[0] == "graph" and graph is not None
+               for key, graph in _KEPT.get(program, {}).items())
 
 
 @pytest.mark.parametrize("config", [
@@ -159,9 +163,10 @@ def compiled_graphs(program) -> int:
 def test_compiled_imputation_takes_the_eager_draws(config, capsys):
     """impute (both estimators), multiple_impute and effective_sample_size with compiled
     weights, from the same seed: the eager results up to float64 rounding, with 21 rows in
-    blocks of 8 and L = 100 in chunks of 40, so the last block and chunk run padded. y,
-    when the program has a target, is padded too. Each weighting is compiled once and
-    kept with the program."""
+    blocks of 8 and L = 100 in chunks of 40, so the last block (5 rows, in the graph of
+    8) and chunk (20 samples, in the graph of 32) run padded. y, when the program has a
+    target, is padded too. Each weighting is compiled once per block size and kept with
+    the program; the random generator ends where the eager run leaves it."""
     from notmiwae.inference.imputation import effective_sample_size, impute, multiple_impute
     from notmiwae.models import ModelConfig, build_model
 
@@ -174,31 +179,71 @@ def test_compiled_imputation_takes_the_eager_draws(config, capsys):
             (multiple_impute, dict(m=3, return_ess=True)), (effective_sample_size, dict(y=y))]
     for run, kwargs in runs:
         eager = run(program, x, mask, **blocks, **kwargs)
+        after_eager = torch.rand(3)
         compiled = run(program, x, mask, **blocks, **kwargs, compile=True)
+        torch.testing.assert_close(torch.rand(3), after_eager)
         torch.testing.assert_close(compiled, eager, rtol=1e-9, atol=1e-9)
     assert "unavailable" not in capsys.readouterr().err
-    # graphs: the mean (with y when given) and the sample weighting, and the bare weights
-    assert compiled_graphs(program) == 3
-    impute(program, x, mask, **blocks, compile=True)  # the block's graph is kept:
-    assert compiled_graphs(program) == 3 + (y is not None)  # only y absent is new
+    # graphs, each for chunks of 40 and of 32: the mean (with y when given) and the
+    # sample weighting, and the bare weights
+    assert compiled_graphs(program) == 6
+    impute(program, x, mask, **blocks, compile=True)  # the blocks' graphs are kept:
+    assert compiled_graphs(program) == 6 + 2 * (y is not None)  # only y absent is new
 
 
-def test_a_compiled_ensemble_takes_the_eager_draws():
-    """Two programs, pooled and equal: the same imputations compiled as eager, each
-    program with its own graph (its parameters fed in)."""
+def test_a_compiled_ensemble_takes_the_eager_draws(capsys):
+    """Two programs, pooled and equal, single and multiple imputation, with padded
+    blocks: the same results compiled as eager, each program with its own graphs (its
+    parameters fed in). Input in column-major layout (as a DataFrame gives it) is
+    accepted: the graphs are fed contiguous blocks."""
+    from notmiwae.inference.imputation import impute, multiple_impute
+
+    x, mask, _ = toy_data(n=13, d=4)
+    x, mask = x.T.contiguous().T, mask.T.contiguous().T
+    programs = [toy_program("selfmasking", d=4, hidden=8, seed=s) for s in (0, 1)]
+    blocks = dict(num_samples=60, seed=2, row_batch=8, sample_chunk=25)
+    for ensemble in ("pooled", "equal"):
+        for run, kwargs in ((impute, {}), (multiple_impute, dict(m=4))):
+            eager = run(programs, x, mask, ensemble=ensemble, **blocks, **kwargs)
+            compiled = run(programs, x, mask, ensemble=ensemble, compile=True, **blocks,
+                           **kwargs)
+            torch.testing.assert_close(compiled, eager, rtol=1e-9, atol=1e-9)
+    assert "unavailable" not in capsys.readouterr().err
+    # per program: rows 8 x samples 25 and 8 x 16, for the mean and the sample
+    assert [compiled_graphs(p) for p in programs] == [4, 4]
+
+
+def test_compiled_imputation_follows_the_programs_dtype():
+    """A program compiled in float64, then moved to float32, gets a float32 graph."""
     from notmiwae.inference.imputation import impute
 
-    x, mask, _ = toy_data(n=12, d=4)
-    programs = [toy_program("selfmasking", d=4, hidden=8, seed=s) for s in (0, 1)]
-    for ensemble in ("pooled", "equal"):
-        eager = impute(programs, x, mask, 60, seed=2, ensemble=ensemble)
-        compiled = impute(programs, x, mask, 60, seed=2, ensemble=ensemble, compile=True)
-        torch.testing.assert_close(compiled, eager, rtol=1e-9, atol=1e-9)
-    assert [compiled_graphs(p) for p in programs] == [1, 1]
+    x, mask, _ = toy_data(n=8, d=4)
+    program = toy_program("selfmasking", d=4, hidden=8)
+    impute(program, x, mask, 20, seed=1, compile=True)
+    program.float()
+    eager = impute(program, x.float(), mask, 20, seed=1)
+    compiled = impute(program, x.float(), mask, 20, seed=1, compile=True)
+    torch.testing.assert_close(compiled, eager, rtol=1e-5, atol=1e-5)
+    assert compiled.dtype == torch.float32 and compiled_graphs(program) == 2
+
+
+def test_a_program_with_latent_sites_other_than_normal_imputes_eagerly(capsys):
+    """A Student-t decoder draws x^m with its own rsample, which a compiled graph would
+    draw from its own generator: said once, then the eager imputation exactly."""
+    from notmiwae.inference.imputation import impute
+
+    x, mask, _ = toy_data(n=10, d=4)
+    program = toy_program("selfmasking", decoder="studentt", d=4, hidden=8)
+    eager = impute(program, x, mask, 30, seed=1)
+    result = impute(program, x, mask, 30, seed=1, compile=True)
+    err = capsys.readouterr().err
+    assert err.count("compiled imputation unavailable") == 1
+    assert "latent sites ['x_unobserved'] are not Normal" in err
+    torch.testing.assert_close(result, eager, rtol=0, atol=0)
 
 
 def test_imputation_that_cannot_be_compiled_runs_eagerly_and_says_so(monkeypatch, capsys):
-    import notmiwae.inference.compiled as compiled
+    import notmiwae.inference.compiled_imputation as compiled
     from notmiwae.inference.imputation import impute
 
     def refuse(*args, **kwargs):
@@ -207,11 +252,11 @@ def test_imputation_that_cannot_be_compiled_runs_eagerly_and_says_so(monkeypatch
     monkeypatch.setattr(compiled, "make_fx", refuse)
     x, mask, _ = toy_data(n=10, d=4)
     program = toy_program("selfmasking", d=4, hidden=8)
-    eager = impute(program, x, mask, 30, seed=1, row_batch=4)
-    result = impute(program, x, mask, 30, seed=1, row_batch=4, compile=True)
-    impute(program, x, mask, 30, seed=1, row_batch=4, compile=True)  # not tried again
+    eager = impute(program, x, mask, 30, seed=1, row_batch=5)
+    result = impute(program, x, mask, 30, seed=1, row_batch=5, compile=True)
+    impute(program, x, mask, 30, seed=1, row_batch=5, compile=True)  # not tried again
     err = capsys.readouterr().err
-    assert err.count("compiled imputation unavailable") == 1
+    assert err.count("compiled imputation unavailable") == 1  # once per program and block
     assert "an operation the compiler lacks" in err and "imputing eagerly" in err
     torch.testing.assert_close(result, eager, rtol=0, atol=0)
     with pytest.raises(ValueError, match="compile must be True or False, got 'yes'"):

@@ -144,16 +144,16 @@ def test_imputation_memory_is_bounded_by_blocks(monkeypatch):
     """Each run of the program sees at most row_batch rows x sample_chunk samples, so the
     memory imputation needs does not grow with N or L (README: the measured peak)."""
     program = toy_program("selfmasking", d=5, hidden=8).float()
-    from notmiwae.inference import compiled
+    from notmiwae.inference import importance
 
     seen = []
-    original = compiled.log_importance_weights  # what the eager weights call
+    original = importance.log_importance_weights  # what the eager weights call
 
     def recording(program, x, mask, num_samples, *args, **kwargs):
         seen.append((len(x), num_samples))
         return original(program, x, mask, num_samples, *args, **kwargs)
 
-    monkeypatch.setattr(compiled, "log_importance_weights", recording)
+    monkeypatch.setattr(importance, "log_importance_weights", recording)
     x, mask = torch.randn(40, 5), torch.rand(40, 5) > 0.3
     for run in (imputation.impute, imputation.effective_sample_size):
         run(program, x, mask, num_samples=1000, row_batch=32, sample_chunk=400)

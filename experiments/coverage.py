@@ -46,7 +46,6 @@ from sklearn.impute import IterativeImputer
 
 from notmiwae.inference.cli import positive_int
 from notmiwae.inference.imputation import LowEffectiveSampleSize, impute, multiple_impute
-from notmiwae.inference.settings import imputation_compiles
 from notmiwae.inference.tables import write_csv
 
 from .calibration import crps, interval_scores, pooled_column_means
@@ -152,8 +151,7 @@ def trained_rows(specs: list[RunSpec], args: argparse.Namespace, folders: list[P
             continue
         start = time.perf_counter()
         weighting = "pooled" if how == SINGLE else how
-        compiled = imputation_compiles(compile_setting(args),
-                                       len(xt) * spec.impute_samples * len(group))
+        compiled = compile_setting(args)  # "auto": by the imputation's size
         with warnings.catch_warnings():  # recorded instead: ess_below_m
             warnings.simplefilter("ignore", LowEffectiveSampleSize)
             draws, ess = multiple_impute(group, xt, mt, args.draws, spec.impute_samples,

@@ -15,7 +15,6 @@ import torch
 
 from notmiwae.inference.cli import positive_int
 from notmiwae.inference.imputation import impute
-from notmiwae.inference.settings import imputation_compiles
 from notmiwae.inference.training import FitResult, TrainConfig, fit
 from notmiwae.models.registry import config_from_name
 
@@ -138,7 +137,7 @@ def run_group(specs: list[RunSpec], device: str | None = None, progress: bool = 
     ``snapshots``: a folder for the training snapshot (:func:`snapshot_path`), so that a
     group stopped midway resumes where it was; the caller deletes it once the rows are kept.
     ``compile``: train with the compiled step (``TrainConfig.compile``) and impute with
-    compiled weights (``imputation_compiles``); the snapshot is saved every
+    compiled weights (``impute``'s "auto"); the snapshot is saved every
     ``snapshot_every`` iterations. ``parts`` as for :func:`train_group`.
     """
     first = specs[0]
@@ -202,7 +201,7 @@ def imputed_runs(specs: list[RunSpec], device: str | None = None, progress: bool
         start = time.perf_counter()
         program = result.replica(r)
         x_imp = impute(program, xt, mt, spec.impute_samples, seed=spec.seed,
-                       compile=imputation_compiles(compile, len(xt) * spec.impute_samples))
+                       compile=compile)
         yield x_imp.cpu().double().numpy(), {
             "train_seconds": result.seconds / len(specs),
             "compile_seconds": result.compile_seconds / len(specs),

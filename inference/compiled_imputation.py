@@ -12,7 +12,6 @@ compiled weights are the eager ones up to rounding.
 
 from __future__ import annotations
 
-import time
 import weakref
 from collections.abc import Callable
 
@@ -44,7 +43,6 @@ class CompiledWeights:
 
     def __init__(self, rows: int, particles: int) -> None:
         self.rows, self.particles = rows, particles
-        self.compile_seconds = 0.0
 
     def __call__(self, program: NotMIWAE, x: torch.Tensor, mask: torch.Tensor,
                  num_particles: int, read: Read, y: torch.Tensor | None = None
@@ -81,7 +79,6 @@ class CompiledWeights:
         return out
 
     def _capture(self, program, read, particles, x, mask, y) -> Callable | None:
-        start = time.perf_counter()
         try:
             recorded = _recorded(program, x, mask, particles, y)
             if recorded.others:
@@ -106,8 +103,6 @@ class CompiledWeights:
         except Exception as err:  # noqa: BLE001 - any failure: fall back, and say why
             say_unavailable("compiled imputation", err, "imputing eagerly")
             return None
-        finally:
-            self.compile_seconds += time.perf_counter() - start
 
 
 _KEPT: weakref.WeakKeyDictionary[NotMIWAE, dict] = weakref.WeakKeyDictionary()

@@ -40,7 +40,6 @@ from .checks import (
 )
 from .device import default_device
 from .imputation import ENSEMBLES, ESTIMATORS, impute, multiple_impute
-from .settings import imputation_compiles
 from .tables import DataError, atomic_path, write_csv, write_text
 from .training import INITS, TrainConfig, fit, read_checkpoint, save_checkpoint
 from .user_warnings import warn
@@ -398,7 +397,7 @@ class NotMIWAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         x, mask = self._tensors(values)
         filled = impute(self.programs_, x, mask, self.num_samples, self.estimator,
                         seed=self._seed(), ensemble=self.ensemble,
-                        compile=self.compiles_imputation(len(x)))
+                        compile=self.compile)
         return self._original_scale(values, filled)
 
     @_keeps_global_random_state
@@ -415,7 +414,7 @@ class NotMIWAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
             x, mask = self._tensors(values)
             draws = multiple_impute(self.programs_, x, mask, m, self.num_samples,
                                     seed=self._seed(), ensemble=self.ensemble,
-                                    compile=self.compiles_imputation(len(x)))
+                                    compile=self.compile)
             completed = [self._original_scale(values, d) for d in draws]
         else:  # nothing to impute: m copies
             completed = [values.copy() for _ in range(m)]
@@ -538,11 +537,6 @@ class NotMIWAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         validate_data(self, X if isinstance(X, pd.DataFrame) else values, reset=reset,
                       ensure_all_finite="allow-nan", dtype=None, skip_check_array=True)
         return values
-
-    def compiles_imputation(self, rows: int) -> bool:
-        """Whether imputing ``rows`` rows uses compiled weights: ``compile``, or for
-        "auto" whether the imputation is large enough to pay (``imputation_compiles``)."""
-        return imputation_compiles(self.compile, rows * self.num_samples * len(self.programs_))
 
     def _seed(self) -> int:
         """``random_state``, or a fresh seed from the operating system's entropy when None

@@ -185,7 +185,7 @@ def impute_frame(imputer: NotMIWAEImputer, frame: pd.DataFrame, index_col: str |
         pyro.set_rng_seed(seed)
     filled = impute(imputer.programs_, x, torch.tensor(observed), imputer.num_samples,
                     imputer.estimator, ensemble=imputer.ensemble,
-                    compile=imputer.compiles_imputation(len(x)))
+                    compile=imputer.compile)
     imputed = filled.detach().cpu().double().numpy() * imputer.scale_ + imputer.mean_
     return pd.DataFrame(np.where(observed, values, imputed), index=frame.index,
                         columns=frame.columns)

@@ -259,32 +259,35 @@ def test_imputation_that_cannot_be_compiled_runs_eagerly_and_says_so(monkeypatch
     assert err.count("compiled imputation unavailable") == 1  # once per program and block
     assert "an operation the compiler lacks" in err and "imputing eagerly" in err
     torch.testing.assert_close(result, eager, rtol=0, atol=0)
-    with pytest.raises(ValueError, match="compile must be True or False, got 'yes'"):
+    with pytest.raises(ValueError, match="compile must be True, False or 'auto', got 'yes'"):
         impute(program, x, mask, 30, compile="yes")
 
 
 def test_the_imputer_compiles_imputation_as_its_setting_says(monkeypatch):
-    """compile=True compiles every imputation, False none, "auto" from
-    COMPILE_IMPUTATION_FROM row-samples (rows x L x replicas) on."""
-    import notmiwae.inference.imputer as imputer_module
+    """compile=True compiles every imputation, False none, "auto" (resolved by
+    ``impute``) from COMPILE_IMPUTATION_FROM row-samples (rows x L x replicas) on:
+    counted by the graphs each replica keeps."""
     import notmiwae.inference.settings as settings
     from notmiwae import NotMIWAEImputer
 
     rng = np.random.default_rng(0)
     X = rng.normal(size=(30, 3))
     X[rng.random(X.shape) < 0.3] = np.nan
-    seen = []
-    real = imputer_module.impute
-    monkeypatch.setattr(imputer_module, "impute",
-                        lambda *a, compile, **k: seen.append(compile) or real(*a, **k))
     imputer = NotMIWAEImputer(iterations=2, num_samples=10, hidden=4, replicas=2,
                               compile="auto", verbose=False).fit(X)
     monkeypatch.setattr(settings, "COMPILE_IMPUTATION_FROM", 30 * 10 * 2)
+
+    def graphs():
+        return [compiled_graphs(p) for p in imputer.programs_]
+
+    imputer.transform(X[1:])  # one row-sample too few: eager
+    assert graphs() == [0, 0]
     imputer.transform(X)
-    imputer.transform(X[1:])  # one row-sample too few
-    imputer.set_params(compile=False).transform(X)
-    imputer.set_params(compile=True).transform(X[:2])
-    assert seen == [True, False, False, True]
+    assert graphs() == [1, 1]
+    imputer.set_params(compile=False).transform(X[:2])
+    assert graphs() == [1, 1]
+    imputer.set_params(compile=True).sample(X[:2], m=2)
+    assert graphs() == [2, 2]  # the sample weighting, for blocks of 2 rows
 
 
 def test_imputation_compiles_from_twenty_million_row_samples():

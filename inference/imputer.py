@@ -216,7 +216,7 @@ class NotMIWAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     compile : bool or "auto", default="auto"
         Train with the compiled step and impute with compiled weights
         (``notmiwae.inference.compiled``, ``compiled_imputation``): the same steps and
-        draws, faster, after 10 to 90 s of compiling for training and 4 to 8 s for
+        draws, faster, after 10 to 90 s of compiling for training and 2 to 8 s for
         imputation (once per replica, estimator and block size, for as long as the
         imputer lives); "auto" compiles training from 5,000 iterations on
         (``TrainConfig.compile``) and imputations from 20 million row-samples (rows x

@@ -18,8 +18,8 @@ def _glorot_missing(program: NotMIWAE) -> NotMIWAE:
 
 COMPILE_FROM = 5_000  # iterations from which compile="auto" compiles
 # Row-samples (rows x L x programs) from which compile="auto" compiles imputation: compiled,
-# a row-sample costs 0.4 to 1.1 us less (results/bench.md), so the 4 to 8 s of compiling
-# pay back from 4 to 20 million on.
+# a row-sample costs 0.4 to 1.1 us less (results/bench.md), so the 2 to 8 s of compiling
+# pay back from about 2 to 20 million on.
 COMPILE_IMPUTATION_FROM = 20_000_000
 INITS = {"torch": lambda program: program,  # nn.Linear's default; self-masking W = b = 0
          "glorot": glorot_,  # everything as the paper's TensorFlow code

@@ -41,10 +41,14 @@ def check_settings(out: Path, settings: dict, earlier_default: dict) -> None:
 
 
 def log_command(out: Path, module: str, argv: list[str] | None) -> None:
-    """Append the command line to ``OUT/commands.txt``."""
-    with open(out / "commands.txt", "a") as log:
-        log.write(f"python -m {module} " + " ".join(sys.argv[1:] if argv is None else argv)
-                  + "\n")
+    """Add the command line to ``OUT/commands.txt`` unless it is there already (a
+    resumed run is the same command)."""
+    line = f"python -m {module} " + " ".join(sys.argv[1:] if argv is None else argv)
+    path = out / "commands.txt"
+    if path.exists() and line in path.read_text().splitlines():
+        return
+    with open(path, "a") as log:
+        log.write(line + "\n")
 
 
 def append_rows(path: Path, rows: list[dict]) -> None:

@@ -15,7 +15,7 @@ from notmiwae.experiments.baselines import impute_baseline
 from notmiwae.experiments.datasets import DATASETS, load_dataset
 from notmiwae.experiments.mechanisms import mcar, paper_mnar, standardise
 from notmiwae.experiments.metrics import mask_accuracy, rmse_missing, signed_error_missing
-from notmiwae.experiments.outputs import append_rows, check_settings
+from notmiwae.experiments.outputs import append_rows, check_settings, log_command
 from notmiwae.experiments.protocol import (
     RunSpec,
     group_replicas,
@@ -426,3 +426,13 @@ def test_offsets_figure_from_runs_of_several_cut_offs(tmp_path, capsys):
                          "n"].iloc[0]) == 2
     assert (tmp_path / "offsets.png").stat().st_size > 0
     assert "| banknote | mean | 0.500 |" in (tmp_path / "offsets.md").read_text()
+
+
+def test_each_command_is_logged_once_in_order(tmp_path):
+    log_command(tmp_path, "notmiwae.experiments.uci", ["--seeds", "5", "--out", "x"])
+    log_command(tmp_path, "notmiwae.experiments.uci", ["--seeds", "2", "--out", "x"])
+    log_command(tmp_path, "notmiwae.experiments.uci", ["--seeds", "5", "--out", "x"])
+    assert (tmp_path / "commands.txt").read_text().splitlines() == [
+        "python -m notmiwae.experiments.uci --seeds 5 --out x",
+        "python -m notmiwae.experiments.uci --seeds 2 --out x",
+    ]

@@ -196,7 +196,8 @@ class NotMIWAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         The missing process p(s | x): "ignorable" (MIWAE), "selfmasking",
         "selfmasking_known", "linear", "nonlinear", or a registered name.
     decoder : str, default="gaussian"
-        p(x | z): "gaussian", "studentt", "bernoulli", "linear-gaussian" (PPCA-like).
+        p(x | z): "gaussian", "studentt", "bernoulli", "linear-gaussian" (PPCA-like),
+        "factor-analysis" (linear, one scale per feature).
     prior : str, default="normal"
         p(z): "normal", or a registered name.
     latent_mask : bool, default=False

@@ -61,14 +61,17 @@ class BernoulliDecoder(Decoder):
 
 
 class LinearGaussianDecoder(Decoder):
-    """The "PPCA-like" decoder: p(x | z) = N(W z + b, sigma^2 I), one sigma for all features."""
+    """The "PPCA-like" decoder: p(x | z) = N(W z + b, sigma^2 I), one sigma for all features;
+    with ``per_feature=True`` the factor-analysis decoder N(W z + b, diag(sigma_1^2, ...,
+    sigma_D^2)), one sigma per feature (still free of z)."""
 
     has_rsample = True
 
-    def __init__(self, latent_dim: int, n_features: int, min_scale: float = 1e-3) -> None:
+    def __init__(self, latent_dim: int, n_features: int, min_scale: float = 1e-3,
+                 per_feature: bool = False) -> None:
         super().__init__()
         self.loc = Dense(latent_dim, n_features)
-        self.raw_scale = nn.Parameter(torch.zeros(1))
+        self.raw_scale = nn.Parameter(torch.zeros(n_features if per_feature else 1))
         self.min_scale = min_scale
 
     def forward(self, z: torch.Tensor) -> dist.Distribution:

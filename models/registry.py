@@ -26,6 +26,8 @@ DECODERS: dict[str, Callable[..., nn.Module]] = {
     "studentt": decoders.StudentTDecoder,
     "bernoulli": decoders.BernoulliDecoder,
     "linear-gaussian": lambda latent, d, hidden: decoders.LinearGaussianDecoder(latent, d),
+    "factor-analysis": lambda latent, d, hidden: decoders.LinearGaussianDecoder(
+        latent, d, per_feature=True),
 }
 
 MISSING_MODELS: dict[str, Callable[..., nn.Module] | None] = {

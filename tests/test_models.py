@@ -270,3 +270,20 @@ def test_dense_layers_start_like_nn_linear():
     bound = 1 / math.sqrt(16)
     for values in (layer.weight, layer.bias):
         assert values.abs().max() <= bound and values.min() < -bound / 2 < bound / 2 < values.max()
+
+
+def test_factor_analysis_decoder_has_one_scale_per_feature_and_is_ppca_when_they_agree():
+    import torch
+
+    fa = build_model(ModelConfig(n_features=4, decoder="factor-analysis")).decoder
+    ppca = LinearGaussianDecoder(3, 4)
+    assert fa.raw_scale.shape == (4,) and ppca.raw_scale.shape == (1,)
+    ppca.load_state_dict({**fa.state_dict(), "raw_scale": torch.tensor([0.3])})
+    with torch.no_grad():
+        fa.raw_scale.fill_(0.3)
+        z = torch.randn(5, 3)
+        torch.testing.assert_close(fa(z).log_prob(z @ torch.ones(3, 4)),
+                                   ppca(z).log_prob(z @ torch.ones(3, 4)))
+        fa.raw_scale.copy_(torch.tensor([-1.0, 0.0, 1.0, 2.0]))
+        scale = torch.nn.functional.softplus(fa.raw_scale) + 1e-3
+        torch.testing.assert_close(fa(z).scale, scale.expand(5, 4))

@@ -1,0 +1,68 @@
+"""The study of a variant beyond the paper's best row: its choice rule and its verdicts."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from notmiwae.experiments import beyond
+from notmiwae.experiments.paper import DATASETS
+
+
+def runs(stage, variant, rmse_by_set):
+    return pd.DataFrame([{"stage": stage, "variant": variant, "dataset": d, "seed": s,
+                          "rmse": r} for d, values in rmse_by_set.items()
+                         for s, r in enumerate(values)])
+
+
+def test_the_paper_best_row_per_data_set_is_the_issues():
+    best = beyond.paper_best().set_index("dataset")
+    assert best["paper_best"].to_dict() == {"banknote": 0.57, "concrete": 1.12, "red": 1.07,
+                                            "white": 0.99, "yeast": 0.77, "breast": 0.72}
+    assert best.loc["concrete", "paper_row"] == "notmiwae:selfmasking_known"
+
+
+def test_the_interval_is_the_t_interval_by_hand():
+    # mean 3, s = sqrt(2.5), t_{0.975, 4} = 2.776445
+    low, high = beyond.interval(np.array([1.0, 2.0, 3.0, 4.0, 5.0]))
+    half = 2.776445 * np.sqrt(2.5) / np.sqrt(5)
+    assert (low, high) == pytest.approx((3 - half, 3 + half), abs=1e-5)
+
+
+def test_the_choice_waits_for_every_candidate_on_every_set_then_takes_the_lowest_average():
+    first, second = list(beyond.CANDIDATES)
+    low = {d: [0.5, 0.7] for d in DATASETS}
+    high = {**{d: [0.4, 0.4] for d in DATASETS[:-1]}, DATASETS[-1]: [2.0, 2.0]}
+    partial = pd.concat([runs("select", first, low),
+                         runs("select", second, {d: high[d] for d in DATASETS[:-1]})])
+    with pytest.raises(SystemExit, match=rf"\['{second}'\] lack a data set"):
+        beyond.chosen(partial)
+    done = pd.concat([runs("select", first, low), runs("select", second, high)])
+    # averages: 0.6 against (5 * 0.4 + 2.0) / 6 = 0.667
+    assert beyond.chosen(done) == first
+    assert beyond.chosen(done.assign(rmse=done["rmse"].where(done["variant"] == first, 0.1))
+                         ) == second
+
+
+def test_a_set_is_beaten_only_where_the_whole_interval_lies_below_the_paper():
+    variant = list(beyond.CANDIDATES)[1]
+    below = [0.70, 0.71, 0.70, 0.71, 0.70]            # breast, best 0.72: all below
+    straddles = [0.50, 0.60, 0.55, 0.65, 0.52]        # banknote, 0.57 within the interval
+    table = beyond.evaluation(runs("evaluate", variant, {"breast": below,
+                                                         "banknote": straddles}), variant)
+    table = table.set_index("dataset")
+    assert bool(table.loc["breast", "beats"]) and not table.loc["banknote", "beats"]
+    assert table.loc["breast", "high"] < 0.72
+    assert table.loc["banknote", "low"] < 0.57 < table.loc["banknote", "high"]
+    assert table.loc["white", "n"] == 0 and not table.loc["white", "beats"]
+
+
+def test_the_report_says_the_choice_and_the_count():
+    first, second = list(beyond.CANDIDATES)
+    select = pd.concat([runs("select", first, {d: [1.0, 1.0] for d in DATASETS}),
+                        runs("select", second, {d: [0.9, 0.9] for d in DATASETS})])
+    text = beyond.report(select)
+    assert "mean + 0.5 sd" in text
+    assert f"**{second}**" in text and "Evaluation" in text
+    evaluate = runs("evaluate", second, {"breast": [0.70, 0.71, 0.70, 0.71, 0.70]})
+    text = beyond.report(pd.concat([select, evaluate]))
+    assert "Beats the paper's best on 1 of the 1 sets evaluated" in text

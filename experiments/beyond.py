@@ -33,7 +33,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from notmiwae.inference.cli import positive_int
 from notmiwae.inference.tables import write_text
@@ -42,6 +41,7 @@ from .engines import add_engine_options, compile_setting, run_jobs
 from .outputs import append_rows, check_settings, log_command
 from .paper import DATASETS, TABLE1
 from .protocol import RunSpec, group_label, run_group, split_list
+from .report import t_interval
 
 # name: (model, parts of its ModelConfig replaced, what it is)
 CANDIDATES = {
@@ -84,12 +84,6 @@ def chosen(runs: pd.DataFrame) -> str:
     return str(complete.mean(axis=1).idxmin())
 
 
-def interval(rmse: np.ndarray, level: float = 0.95) -> tuple[float, float]:
-    """The t-interval mean +- t_{(1+level)/2, n-1} s / sqrt(n) of one cell's RMSEs."""
-    half = stats.t.ppf((1 + level) / 2, len(rmse) - 1) * rmse.std(ddof=1) / np.sqrt(len(rmse))
-    return float(rmse.mean() - half), float(rmse.mean() + half)
-
-
 def evaluation(runs: pd.DataFrame, variant: str) -> pd.DataFrame:
     """Per data set: ours (mean, 95% interval) beside the paper's best, and whether the
     interval lies wholly below it."""
@@ -97,11 +91,11 @@ def evaluation(runs: pd.DataFrame, variant: str) -> pd.DataFrame:
     rows = []
     for best in paper_best().itertuples():
         rmse = ours.loc[ours["dataset"] == best.dataset, "rmse"].to_numpy()
-        low, high = interval(rmse) if len(rmse) > 1 else (np.nan, np.nan)
+        _, low, high = t_interval(rmse) if len(rmse) else (np.nan, np.nan, np.nan)
         rows.append({"dataset": best.dataset, "paper_best": best.paper_best,
                      "paper_row": best.paper_row, "n": len(rmse),
                      "mean": rmse.mean() if len(rmse) else np.nan, "low": low, "high": high,
-                     "beats": bool(high < best.paper_best)})
+                     "beats": bool(high < best.paper_best)})  # False for NaN
     return pd.DataFrame(rows)
 
 

@@ -151,7 +151,8 @@ def run_group(specs: list[RunSpec], device: str | None = None, progress: bool = 
         x_imp = impute_baseline(first.model, np.where(mask, x, np.nan), first.seed)
         rows[0].update(train_seconds=time.perf_counter() - start, impute_seconds=0.0,
                        final_bound=float("nan"), iterations=0, impute_samples=0,
-                       mask_accuracy=float("nan"), rmse=rmse_missing(x, x_imp, mask))
+                       mask_accuracy=float("nan"), mask_accuracy_incomplete=float("nan"),
+                       rmse=rmse_missing(x, x_imp, mask))
         return rows
     runs = imputed_runs(specs, device, progress, snapshots, compile, snapshot_every, parts)
     for row, (x_imp, facts) in zip(rows, runs, strict=True):
@@ -190,7 +191,8 @@ def imputed_runs(specs: list[RunSpec], device: str | None = None, progress: bool
     """Train a group of runs of one model as replicas (:func:`train_group`), then yield
     each run's imputed training rows (standardised scale) with its train_seconds
     (compile_seconds of them), impute_seconds, final_bound (mean bound of the last 1,000
-    iterations), mask_accuracy (:func:`~.metrics.mask_accuracy`), whether the step was
+    iterations), mask_accuracy and mask_accuracy_incomplete (:func:`~.metrics.mask_accuracy`
+    over all columns, and over those with a missing entry), whether the step was
     compiled and the iteration training resumed at (0: it did not), in the order of
     ``specs``. ``parts`` as for :func:`train_group`."""
     result, xt, mt = train_group(specs, device, progress, snapshots, compile, snapshot_every,
@@ -208,5 +210,6 @@ def imputed_runs(specs: list[RunSpec], device: str | None = None, progress: bool
             "impute_seconds": time.perf_counter() - start,
             "final_bound": float(history[-min(1000, len(history)):, r].mean()),
             "mask_accuracy": mask_accuracy(program, x, mask),
+            "mask_accuracy_incomplete": mask_accuracy(program, x, mask, incomplete_only=True),
             "compiled": result.train_config.compiles(),
             "resumed_from": result.resumed_from}

@@ -95,6 +95,8 @@ def test_runner_writes_results_and_resumes(tmp_path, capsys):
     x, mask = prepare("banknote")
     for r, row in enumerate(trained.itertuples()):
         assert row.mask_accuracy == pytest.approx(mask_accuracy(result.replica(r), x, mask))
+        assert row.mask_accuracy_incomplete == pytest.approx(
+            mask_accuracy(result.replica(r), x, mask, incomplete_only=True))
         again = impute(result.replica(r), xt, mt, 20, seed=r).double().numpy()
         assert row.rmse == pytest.approx(rmse_missing(x, again, mask), rel=1e-9)
     assert runs.loc[runs["model"] == "mean", "mask_accuracy"].isna().all()
@@ -155,6 +157,13 @@ def test_mask_accuracy_thresholds_the_learned_logits_at_one_half():
     # Row 3 lies on the boundary, logit 0: P = 1/2 counts as observed.
     predicted = np.array([[False, False], [False, False], [True, True], [True, True]])
     assert mask_accuracy(program, x, mask) == np.mean(predicted == mask) == 4 / 8
+    # both columns have a missing entry; with column 1 complete only column 0 counts
+    assert mask_accuracy(program, x, mask, incomplete_only=True) == 4 / 8
+    complete_1 = mask.copy()
+    complete_1[2, 1] = True
+    assert mask_accuracy(program, x, complete_1, incomplete_only=True) == np.mean(
+        predicted[:, 0] == complete_1[:, 0]) == 3 / 4
+    assert mask_accuracy(program, x, complete_1) == 5 / 8
     # float64 data reach a float32 dense missing model in its own dtype
     dense = build_model(config_from_name("notmiwae:linear", n_features=2))
     with torch.no_grad():
@@ -396,6 +405,25 @@ def test_the_paper_table_marks_cells_beyond_two_combined_standard_errors(tmp_pat
     text = (tmp_path / "paper_table.md").read_text()
     assert "1 of the 2 cells with runs agree" in text and "**1.30 ± 0.00 (n=5)**" in text
     assert (tmp_path / "paper_table.png").stat().st_size > 0
+
+
+def test_mask_accuracy_page_shows_both_accuracies_beside_table_a1(tmp_path):
+    from notmiwae.experiments import paper
+
+    model = "notmiwae:selfmasking_known"
+    runs = pd.DataFrame({"dataset": "yeast", "model": model, "seed": range(2),
+                         "rmse": 1.4, "mask_accuracy": [0.90, 0.92],
+                         "mask_accuracy_incomplete": [0.80, 0.84]})
+    older = runs.assign(dataset="breast", mask_accuracy_incomplete=np.nan)
+    assert paper.main(["--runs", str(_csv(pd.concat([runs, older]), tmp_path)),
+                       "--out", str(tmp_path)]) == 0
+    text = (tmp_path / "mask_accuracy.md").read_text()
+    every, incomplete = text.split("Over the entries of the columns with a missing value")
+    row = next(line for line in every.splitlines() if line.startswith("| not-MIWAE self-m"
+                                                                      "asking known"))
+    assert "0.910 ± 0.010 (n=2) / 0.78" in row and "0.910 ± 0.010 (n=2) / 0.98" in row
+    row = next(line for line in incomplete.splitlines() if "self-masking known" in line)
+    assert "0.820 ± 0.020 (n=2) / 0.78" in row and "- / 0.98" in row
 
 
 def _csv(frame: pd.DataFrame, folder: Path) -> Path:

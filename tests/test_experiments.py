@@ -455,6 +455,18 @@ def test_offsets_figure_from_runs_of_several_cut_offs(tmp_path, capsys):
                          "n"].iloc[0]) == 2
     assert (tmp_path / "offsets.png").stat().st_size > 0
     assert "| banknote | mean | 0.500 |" in (tmp_path / "offsets.md").read_text()
+    # offset 0 from Table 1's grid, the others from a folder of their own; --models picks
+    grid, moved = tmp_path / "grid", tmp_path / "moved"
+    for folder, offset, models in ((grid, "0", "mean,mice"), (moved, "0.5", "mean")):
+        assert uci.main(["--datasets", "banknote", "--models", models, "--seeds", "1",
+                         "--offset", offset, "--jobs", "1", "--out", str(folder)]) == 0
+    both = f"{grid / 'runs.csv'},{moved / 'runs.csv'}"
+    assert offsets.main(["--runs", both, "--out", str(moved)]) == 0
+    text = (moved / "offsets.md").read_text()
+    assert "| banknote | mean | 0.000 |" in text and "| banknote | mean | 0.500 |" in text
+    assert "mice" not in text
+    with pytest.raises(SystemExit, match="no runs of the models miwae"):
+        offsets.main(["--runs", both, "--models", "miwae", "--out", str(moved)])
 
 
 def test_each_command_is_logged_once_in_order(tmp_path):

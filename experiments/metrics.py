@@ -43,4 +43,4 @@ def mask_accuracy(program, x: np.ndarray, mask: np.ndarray, incomplete_only: boo
     right = (logits >= 0).cpu().numpy() == np.asarray(mask, dtype=bool)
     if incomplete_only:
         right = right[:, ~np.asarray(mask, dtype=bool).all(axis=0)]
-    return float(np.mean(right))
+    return float(np.mean(right)) if right.size else float("nan")

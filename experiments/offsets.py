@@ -79,7 +79,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="comma-separated models to show (default: the paper's four)")
     parser.add_argument("--out", required=True, help="folder for offsets.md and .png")
     args = parser.parse_args(argv)
-    runs = pd.concat([pd.read_csv(path) for path in split_list(args.runs)], ignore_index=True)
+    runs = pd.concat([pd.read_csv(path) for path in split_list(args.runs)],
+                     ignore_index=True).drop_duplicates()  # a file given twice counts once
     table = summary(runs[runs["model"].isin(split_list(args.models))])
     if table.empty:
         raise SystemExit(f"{args.runs}: no runs of the models {args.models}")

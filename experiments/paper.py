@@ -169,7 +169,9 @@ def main(argv: list[str] | None = None) -> int:
                 + mask_accuracy_markdown(runs))
         if runs.get("mask_accuracy_incomplete", pd.Series(dtype=float)).notna().any():
             text += ("\nOver the entries of the columns with a missing value only (the "
-                     "first floor(D/2); runs made before this was recorded: -):\n\n"
+                     "first floor(D/2); runs made before this was recorded: -), beside the "
+                     "same Table A1 values, which do not say which entries they "
+                     "count:\n\n"
                      + mask_accuracy_markdown(runs, "mask_accuracy_incomplete"))
         write_text(text, out / "mask_accuracy.md")
     print(table)

@@ -114,7 +114,7 @@ def test_unknown_components_list_the_known_ones(tmp_path, capsys, files):
     config = tmp_path / "bad.toml"
     config.write_text("[model]\ndecoder = 'poisson'\n")
     with pytest.raises(ValueError, match="unknown decoder 'poisson' in \\[model\\]; known: "
-                                         "\\['bernoulli', 'gaussian'"):
+                                         "\\['bernoulli', .*'gaussian'"):
         load_config(config)
     with pytest.raises(ValueError, match="unknown prior 'flat'; choose from \\[.*'normal'"):
         NotMIWAEImputer(prior="flat").fit(table(ids=False))

@@ -20,7 +20,12 @@ on, in two commands:
    paper's printed best could stand for (it is rounded to 0.01: below best - 0.005); the
    paired difference to the control says how much of that is the variant's own.
 
-       python -m notmiwae.experiments.beyond evaluate --out results/beyond
+       python -m notmiwae.experiments.beyond evaluate --out results/beyond \
+           --reuse results/uci/runs.csv
+
+   ``--reuse`` takes the evaluation's runs of a candidate that replaces no part (such as
+   the control) from Table 1's grid, where the same model ran with the same settings,
+   instead of training it again; the rows say where they came from (``reused_from``).
 
 Both append to OUT/runs.csv (the UCI runner's columns plus ``stage`` and ``variant``;
 runs already there are skipped, so either command resumes; the selection's number of
@@ -76,6 +81,32 @@ def specs_of(variant: str, dataset: str, stage: str, args: argparse.Namespace
     offset = SELECT_OFFSET if stage == "select" else 0.0
     return [RunSpec(dataset, model, s, args.iterations, args.impute_samples, offset,
                     init="glorot") for s in range(seeds)]
+
+
+def reusable(path: Path, variant: str, args: argparse.Namespace) -> list[dict]:
+    """The rows of another runs.csv (``path``) that are the evaluate stage's runs of
+    ``variant``: same model, no part replaced, offset 0, seeds 0-4, the same iterations
+    and L, in a folder whose settings.json says the paper's batch 16, K = 20 and
+    ``init = glorot``. Refuses a folder made otherwise."""
+    model, parts, _ = CANDIDATES[variant]
+    if parts:
+        return []
+    wanted = {"batch_size": 16, "particles": 20, "init": "glorot"}
+    kept = path.parent / "settings.json"
+    settings = json.loads(kept.read_text()) if kept.exists() else {}
+    differ = {k: settings.get(k) for k, v in wanted.items() if settings.get(k) != v}
+    if differ:
+        raise SystemExit(f"{kept}: cannot reuse its runs: {differ} where the evaluation "
+                         f"uses {wanted}")
+    runs = pd.read_csv(path)
+    same = runs[(runs["model"] == model) & (runs["offset"] == 0.0)
+                & (runs["iterations"] == args.iterations)
+                & (runs["impute_samples"] == args.impute_samples)
+                & runs["seed"].isin(range(EVALUATE_SEEDS))
+                & runs["dataset"].isin(args.datasets)]
+    same = same.drop_duplicates(["dataset", "seed"])
+    return [{"stage": "evaluate", "variant": variant, **row, "reused_from": str(path)}
+            for row in same.to_dict("records")]
 
 
 def chosen(runs: pd.DataFrame) -> str:
@@ -177,6 +208,11 @@ def report(runs: pd.DataFrame) -> str:
                      f"{r.paper_row} | {beats} | {control} | {diff} |")
     lines += ["", f"Beats the paper's best on {int(done['beats'].sum())} of the "
               f"{len(done)} sets evaluated (the aim: 4 of 6)."]
+    if "reused_from" in runs:
+        reused = runs[(runs["stage"] == "evaluate") & runs["reused_from"].notna()]
+        lines += [f"{len(reused)} of the evaluation's runs are Table 1's own (`--reuse "
+                  f"{source}`: the same model and settings), not trained again."
+                  for source in reused["reused_from"].unique()]
     return "\n".join(lines) + "\n"
 
 
@@ -192,12 +228,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--impute-samples", type=positive_int, default=10_000)
     p.add_argument("--jobs", type=positive_int, default=1)
     p.add_argument("--out", required=True)
+    p.add_argument("--reuse", metavar="RUNS_CSV",
+                   help="evaluate: take the runs of a candidate that replaces no part from "
+                        "this runs.csv (Table 1's grid) instead of training them")
     add_engine_options(p, training=True)
     args = p.parse_args(argv)
     args.datasets = split_list(args.datasets)
     unknown = sorted(set(args.datasets) - set(DATASETS))
     if unknown:
         p.error(f"unknown data sets {unknown}; choose from {list(DATASETS)}")
+    if args.reuse and args.stage != "evaluate":
+        p.error("--reuse is for the evaluate stage")
+    if args.reuse and not Path(args.reuse).is_file():
+        p.error(f"--reuse {args.reuse}: no such file")
     return args
 
 
@@ -218,6 +261,12 @@ def main(argv: list[str] | None = None) -> int:
         log_command(out, "notmiwae.experiments.beyond", argv)
         done = set(zip(runs["stage"], runs["variant"], runs["dataset"], runs["seed"],
                        strict=True))
+        for v in variants if args.reuse else []:
+            rows = [row for row in reusable(Path(args.reuse), v, args)
+                    if ("evaluate", v, row["dataset"], row["seed"]) not in done]
+            if rows:
+                append_rows(path, rows)
+                done |= {("evaluate", v, row["dataset"], row["seed"]) for row in rows}
         jobs = []
         for v in variants:
             for d in args.datasets:

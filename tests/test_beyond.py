@@ -111,3 +111,44 @@ def test_select_then_evaluate_resume_and_refuse_out_of_order(tmp_path, monkeypat
 def test_evaluate_with_no_runs_says_what_to_do(tmp_path):
     with pytest.raises(SystemExit, match="selection is not finished"):
         beyond.main(["evaluate", "--out", str(tmp_path)])
+
+
+def test_evaluate_reuses_table_1_runs_of_a_candidate_that_replaces_no_part(tmp_path,
+                                                                          monkeypatch):
+    calls = []
+
+    def fake_run_group(specs, parts, snapshots, **options):
+        calls.append((specs, parts))
+        bonus = -0.1 if parts else 0.0  # the factor-analysis candidate does worse
+        return [{"dataset": s.dataset, "model": s.model, "seed": s.seed,
+                 "offset": s.offset, "rmse": 1.0 - bonus} for s in specs]
+
+    monkeypatch.setattr(beyond, "run_group", fake_run_group)
+    grid = tmp_path / "uci"
+    grid.mkdir()
+    model = beyond.CANDIDATES[beyond.CONTROL][0]
+    row = {"dataset": "banknote", "model": model, "iterations": 10, "impute_samples": 10,
+           "offset": 0.0, "rmse": 0.5}
+    pd.DataFrame([{**row, "seed": s} for s in range(6)]  # seed 5 is not the evaluation's
+                 + [{**row, "seed": 0, "offset": 0.5, "rmse": 9.0},
+                    {**row, "seed": 1, "model": "miwae", "rmse": 9.0},
+                    {**row, "seed": 2, "dataset": "red", "iterations": 20, "rmse": 9.0}]
+                 ).to_csv(grid / "runs.csv", index=False)
+    (grid / "settings.json").write_text('{"batch_size": 16, "particles": 20, "init": "torch"}')
+    out = tmp_path / "beyond"
+    base = ["--iterations", "10", "--impute-samples", "10", "--out", str(out)]
+    assert beyond.main(["select"] + base) == 0 and len(calls) == 12
+    with pytest.raises(SystemExit, match="cannot reuse its runs: {'init': 'torch'}"):
+        beyond.main(["evaluate", "--reuse", str(grid / "runs.csv")] + base)
+    (grid / "settings.json").write_text('{"batch_size": 16, "particles": 20, '
+                                        '"init": "glorot"}')
+    assert beyond.main(["evaluate", "--reuse", str(grid / "runs.csv")] + base) == 0
+    trained = calls[12:]
+    assert sorted(specs[0].dataset for specs, _ in trained) == sorted(DATASETS[1:])
+    saved = pd.read_csv(out / "runs.csv")
+    reused = saved[saved["reused_from"].notna()]
+    assert sorted(reused["seed"]) == [0, 1, 2, 3, 4]
+    assert set(reused["rmse"]) == {0.5} and set(reused["dataset"]) == {"banknote"}
+    assert "5 of the evaluation's runs are Table 1's own" in (out / "README.md").read_text()
+    with pytest.raises(SystemExit):
+        beyond.main(["select", "--reuse", str(grid / "runs.csv")] + base)

@@ -197,7 +197,9 @@ class NotMIWAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         "selfmasking_known", "linear", "nonlinear", or a registered name.
     decoder : str, default="gaussian"
         p(x | z): "gaussian", "studentt", "bernoulli", "linear-gaussian" (PPCA-like),
-        "factor-analysis" (linear, one scale per feature).
+        "factor-analysis" (linear, one scale per feature), "gaussian-shared-scale" and
+        "gaussian-feature-scale" (the deep mean, one scale free of z for all features or
+        per feature).
     prior : str, default="normal"
         p(z): "normal", or a registered name.
     latent_mask : bool, default=False

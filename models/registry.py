@@ -28,6 +28,9 @@ DECODERS: dict[str, Callable[..., nn.Module]] = {
     "linear-gaussian": lambda latent, d, hidden: decoders.LinearGaussianDecoder(latent, d),
     "factor-analysis": lambda latent, d, hidden: decoders.LinearGaussianDecoder(
         latent, d, per_feature=True),
+    "gaussian-shared-scale": decoders.SharedScaleGaussianDecoder,
+    "gaussian-feature-scale": lambda latent, d, hidden: decoders.SharedScaleGaussianDecoder(
+        latent, d, hidden, per_feature=True),
 }
 
 MISSING_MODELS: dict[str, Callable[..., nn.Module] | None] = {

@@ -1,5 +1,6 @@
 """Model names, configurations and the parts they assemble."""
 
+import math
 import re
 
 import pytest
@@ -287,3 +288,28 @@ def test_factor_analysis_decoder_has_one_scale_per_feature_and_is_ppca_when_they
         fa.raw_scale.copy_(torch.tensor([-1.0, 0.0, 1.0, 2.0]))
         scale = torch.nn.functional.softplus(fa.raw_scale) + 1e-3
         torch.testing.assert_close(fa(z).scale, scale.expand(5, 4))
+
+
+def test_shared_scale_decoders_keep_the_deep_mean_and_a_scale_free_of_z():
+    import torch
+
+    from notmiwae.models.decoders import GaussianDecoder
+
+    shared = build_model(ModelConfig(n_features=4, decoder="gaussian-shared-scale")).decoder
+    per_feature = build_model(ModelConfig(n_features=4, decoder="gaussian-feature-scale")
+                              ).decoder
+    assert shared.raw_scale.shape == (1,) and per_feature.raw_scale.shape == (4,)
+    deep = GaussianDecoder(3, 4)
+    deep.load_state_dict({k: v for k, v in shared.state_dict().items() if k != "raw_scale"},
+                         strict=False)
+    with torch.no_grad():
+        shared.raw_scale.fill_(0.3)
+        z, x = torch.randn(5, 3), torch.randn(5, 4)
+        sigma = math.log1p(math.exp(0.3)) + 1e-3
+        by_hand = (-0.5 * ((x - deep(z).loc) / sigma) ** 2 - math.log(sigma)
+                   - 0.5 * math.log(2 * math.pi))
+        torch.testing.assert_close(shared(z).log_prob(x), by_hand)
+        torch.testing.assert_close(shared(2 * z).scale, torch.full((5, 4), sigma))
+        per_feature.raw_scale.copy_(torch.tensor([-1.0, 0.0, 1.0, 2.0]))
+        scale = torch.nn.functional.softplus(per_feature.raw_scale) + 1e-3
+        torch.testing.assert_close(per_feature(z).scale, scale.expand(5, 4))

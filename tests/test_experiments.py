@@ -233,7 +233,7 @@ def test_pool_workers_run_one_pytorch_thread_each():
 
 
 @pytest.mark.parametrize("module", [f"notmiwae.experiments.{name}" for name in (
-    "uci", "bench", "export", "masked", "supervised", "compare", "beyond")]
+    "uci", "bench", "export", "masked", "supervised", "compare", "beyond", "best_bound")]
     + ["notmiwae.inference.cli"])
 def test_command_line_entry_points_run(module):
     out = subprocess.run([sys.executable, "-m", module, "--help"], capture_output=True,

@@ -86,8 +86,9 @@ def specs_of(variant: str, dataset: str, stage: str, args: argparse.Namespace
 def reusable(path: Path, variant: str, args: argparse.Namespace) -> list[dict]:
     """The rows of another runs.csv (``path``) that are the evaluate stage's runs of
     ``variant``: same model, no part replaced, offset 0, seeds 0-4, the same iterations
-    and L, in a folder whose settings.json says the paper's batch 16, K = 20 and
-    ``init = glorot``. Refuses a folder made otherwise."""
+    and L, an RMSE, in a folder whose settings.json says the paper's batch 16, K = 20
+    and ``init = glorot``. Refuses a folder made otherwise. The number of replicas a
+    seed trained with is not compared: the same settings, not the same random draws."""
     model, parts, _ = CANDIDATES[variant]
     if parts:
         return []
@@ -99,12 +100,12 @@ def reusable(path: Path, variant: str, args: argparse.Namespace) -> list[dict]:
         raise SystemExit(f"{kept}: cannot reuse its runs: {differ} where the evaluation "
                          f"uses {wanted}")
     runs = pd.read_csv(path)
-    same = runs[(runs["model"] == model) & (runs["offset"] == 0.0)
+    same = runs[(runs["model"] == model) & (runs["offset"] == 0.0) & runs["rmse"].notna()
                 & (runs["iterations"] == args.iterations)
                 & (runs["impute_samples"] == args.impute_samples)
                 & runs["seed"].isin(range(EVALUATE_SEEDS))
                 & runs["dataset"].isin(args.datasets)]
-    same = same.drop_duplicates(["dataset", "seed"])
+    same = same.drop_duplicates(["dataset", "seed"], keep="last")  # a re-run replaces
     return [{"stage": "evaluate", "variant": variant, **row, "reused_from": str(path)}
             for row in same.to_dict("records")]
 

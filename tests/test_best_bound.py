@@ -13,7 +13,8 @@ def test_the_replica_with_the_highest_bound_is_kept_and_counted(tmp_path, capsys
         "offset": [0.0] * 6 + [0.0],
         "seed": [0, 1, 2, 0, 1, 2, 0],
         "final_bound": [-7.29, -7.40, -7.39, -6.0, -5.0, float("nan"), float("nan")],
-        "rmse": [0.78, 1.22, 1.21, 1.0, 1.3, 0.5, 1.8]})
+        "rmse": [0.78, 1.22, 1.21, 1.0, 1.3, 0.5, 1.8],
+        "iterations": 10, "impute_samples": 10})
     runs = pd.concat([runs, runs.assign(offset=0.5, final_bound=0.0, rmse=9.0)])
     table = best_bound.best_by_bound(runs).set_index("model")
     assert list(table.index) == ["a", "b"]  # mean has no bound; b keeps two seeds
@@ -27,3 +28,13 @@ def test_the_replica_with_the_highest_bound_is_kept_and_counted(tmp_path, capsys
     assert "better than the seeds' mean in 1 of 2 cells" in (tmp_path / "b.md").read_text()
     with pytest.raises(SystemExit):
         best_bound.main(["--runs", str(tmp_path / "none.csv")])
+
+
+def test_runs_without_bounds_are_refused_by_name(tmp_path):
+    baselines = pd.DataFrame({"dataset": ["red"], "model": ["mean"], "offset": [0.0],
+                              "seed": [0], "rmse": [1.8]})
+    with pytest.raises(SystemExit, match="no final_bound column"):
+        best_bound.best_by_bound(baselines)
+    one_seed = baselines.assign(final_bound=-3.0, iterations=10, impute_samples=10)
+    with pytest.raises(SystemExit, match="no model with two seeds"):
+        best_bound.report(best_bound.best_by_bound(one_seed), "runs.csv")

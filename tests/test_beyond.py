@@ -152,3 +152,41 @@ def test_evaluate_reuses_table_1_runs_of_a_candidate_that_replaces_no_part(tmp_p
     assert "5 of the evaluation's runs are Table 1's own" in (out / "README.md").read_text()
     with pytest.raises(SystemExit):
         beyond.main(["select", "--reuse", str(grid / "runs.csv")] + base)
+
+
+def test_a_candidate_with_a_part_replaced_is_trained_and_only_the_control_reused(
+        tmp_path, monkeypatch):
+    calls = []
+
+    def fake_run_group(specs, parts, snapshots, **options):
+        calls.append((specs, parts))
+        bonus = 0.1 if parts else 0.0  # the factor-analysis candidate does better
+        return [{"dataset": s.dataset, "model": s.model, "seed": s.seed,
+                 "offset": s.offset, "rmse": 1.0 - bonus} for s in specs]
+
+    monkeypatch.setattr(beyond, "run_group", fake_run_group)
+    grid = tmp_path / "uci"
+    grid.mkdir()
+    model = beyond.CANDIDATES[beyond.CONTROL][0]  # the variant's model name too
+    row = {"dataset": "banknote", "model": model, "iterations": 10, "impute_samples": 10,
+           "offset": 0.0, "rmse": 0.5}
+    pd.DataFrame([{**row, "seed": s} for s in range(5)]
+                 + [{**row, "dataset": "red", "seed": 0, "rmse": float("nan")}]
+                 ).to_csv(grid / "runs.csv", index=False)
+    out = tmp_path / "beyond"
+    base = ["--iterations", "10", "--impute-samples", "10", "--out", str(out)]
+    assert beyond.main(["select"] + base) == 0
+    with pytest.raises(SystemExit, match="cannot reuse its runs"):  # no settings.json
+        beyond.main(["evaluate", "--reuse", str(grid / "runs.csv")] + base)
+    (grid / "settings.json").write_text('{"batch_size": 16, "particles": 20, '
+                                        '"init": "glorot"}')
+    assert beyond.main(["evaluate", "--reuse", str(grid / "runs.csv")] + base) == 0
+    trained = calls[12:]
+    variant = [v for v in beyond.CANDIDATES if v != beyond.CONTROL][0]
+    assert all(parts for specs, parts in trained if specs[0].dataset == "banknote")
+    assert len(trained) == 6 + 5  # the variant everywhere; the control but on banknote
+    saved = pd.read_csv(out / "runs.csv")
+    reused = saved[saved["reused_from"].notna()]
+    assert set(reused["variant"]) == {beyond.CONTROL}
+    assert set(reused["dataset"]) == {"banknote"}  # red's row has no RMSE: trained again
+    assert len(saved[(saved["stage"] == "evaluate") & (saved["variant"] == variant)]) == 30

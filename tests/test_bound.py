@@ -13,7 +13,8 @@ from notmiwae.models.program import MAX_PLATE_NESTING
 from tests.conftest import toy_data, toy_program
 
 MISSING = ["ignorable", "selfmasking", "selfmasking_known", "linear", "nonlinear"]
-DECODERS = ["gaussian", "linear-gaussian", "factor-analysis", "gaussian-shared-scale"]
+DECODERS = ["gaussian", "linear-gaussian", "factor-analysis", "gaussian-shared-scale",
+            "gaussian-feature-scale"]
 VARIANTS = [(m, d, False) for m in MISSING for d in DECODERS] + \
     [(m, d, True) for m in MISSING[1:] for d in DECODERS]  # masked not-MIWAE
 K = 6

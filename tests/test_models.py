@@ -310,6 +310,10 @@ def test_shared_scale_decoders_keep_the_deep_mean_and_a_scale_free_of_z():
                    - 0.5 * math.log(2 * math.pi))
         torch.testing.assert_close(shared(z).log_prob(x), by_hand)
         torch.testing.assert_close(shared(2 * z).scale, torch.full((5, 4), sigma))
-        per_feature.raw_scale.copy_(torch.tensor([-1.0, 0.0, 1.0, 2.0]))
+        per_feature.load_state_dict(shared.state_dict() | {
+            "raw_scale": torch.tensor([-1.0, 0.0, 1.0, 2.0])})
         scale = torch.nn.functional.softplus(per_feature.raw_scale) + 1e-3
         torch.testing.assert_close(per_feature(z).scale, scale.expand(5, 4))
+        by_hand = (-0.5 * ((x - deep(z).loc) / scale) ** 2 - scale.log()
+                   - 0.5 * math.log(2 * math.pi))
+        torch.testing.assert_close(per_feature(z).log_prob(x), by_hand)

@@ -92,7 +92,8 @@ def reusable(path: Path, variant: str, args: argparse.Namespace) -> list[dict]:
     model, parts, _ = CANDIDATES[variant]
     if parts:
         return []
-    wanted = {"batch_size": 16, "particles": 20, "init": "glorot"}
+    wanted = {"batch_size": RunSpec.batch_size, "particles": RunSpec.num_particles,
+              "init": "glorot"}  # the settings specs_of gives the evaluation
     kept = path.parent / "settings.json"
     settings = json.loads(kept.read_text()) if kept.exists() else {}
     differ = {k: settings.get(k) for k, v in wanted.items() if settings.get(k) != v}

@@ -60,45 +60,50 @@ class BernoulliDecoder(Decoder):
         return dist.Bernoulli(logits=self.logits(self.trunk(z)))
 
 
-def free_scale(raw_scale: torch.Tensor, min_scale: float, shape: torch.Size) -> torch.Tensor:
-    """sigma = softplus(raw) + min_scale, free of z, broadcast to ``shape``."""
-    return (F.softplus(raw_scale) + min_scale).expand(shape)
-
-
-class SharedScaleGaussianDecoder(Decoder):
-    """p(x | z) = N(mu(z), sigma^2 I): the Gaussian decoder's mean network with the
-    PPCA-like decoder's noise, one sigma free of z for all features (``per_feature=True``:
-    diag(sigma_1^2, ..., sigma_D^2), one per feature, still free of z)."""
+class FreeScaleDecoder(Decoder):
+    """p(x | z) = N(mean(z), diag(sigma_1^2, ..., sigma_D^2)) with sigma free of z:
+    sigma = softplus(raw) + min_scale, one for all features or (``per_feature``) one per
+    feature. A subclass gives the mean network (``mean``)."""
 
     has_rsample = True
 
-    def __init__(self, latent_dim: int, n_features: int, hidden: int = 128,
-                 min_scale: float = 1e-3, per_feature: bool = False) -> None:
+    def __init__(self, n_features: int, min_scale: float = 1e-3,
+                 per_feature: bool = False) -> None:
         super().__init__()
-        self.trunk = mlp(latent_dim, hidden)
-        self.loc = Dense(hidden, n_features)
         self.raw_scale = nn.Parameter(torch.zeros(n_features if per_feature else 1))
         self.min_scale = min_scale
 
+    def mean(self, z: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
     def forward(self, z: torch.Tensor) -> dist.Distribution:
-        loc = self.loc(self.trunk(z))
-        return dist.Normal(loc, free_scale(self.raw_scale, self.min_scale, loc.shape))
+        loc = self.mean(z)
+        return dist.Normal(loc, (F.softplus(self.raw_scale) + self.min_scale).expand(loc.shape))
 
 
-class LinearGaussianDecoder(Decoder):
+class SharedScaleGaussianDecoder(FreeScaleDecoder):
+    """The Gaussian decoder's mean network mu(z) with the PPCA-like decoder's noise:
+    N(mu(z), sigma^2 I), or (``per_feature=True``) one sigma per feature."""
+
+    def __init__(self, latent_dim: int, n_features: int, hidden: int = 128,
+                 min_scale: float = 1e-3, per_feature: bool = False) -> None:
+        super().__init__(n_features, min_scale, per_feature)
+        self.trunk = mlp(latent_dim, hidden)
+        self.loc = Dense(hidden, n_features)
+
+    def mean(self, z: torch.Tensor) -> torch.Tensor:
+        return self.loc(self.trunk(z))
+
+
+class LinearGaussianDecoder(FreeScaleDecoder):
     """The "PPCA-like" decoder: p(x | z) = N(W z + b, sigma^2 I), one sigma for all features;
     with ``per_feature=True`` the factor-analysis decoder N(W z + b, diag(sigma_1^2, ...,
     sigma_D^2)), one sigma per feature (still free of z)."""
 
-    has_rsample = True
-
     def __init__(self, latent_dim: int, n_features: int, min_scale: float = 1e-3,
                  per_feature: bool = False) -> None:
-        super().__init__()
+        super().__init__(n_features, min_scale, per_feature)
         self.loc = Dense(latent_dim, n_features)
-        self.raw_scale = nn.Parameter(torch.zeros(n_features if per_feature else 1))
-        self.min_scale = min_scale
 
-    def forward(self, z: torch.Tensor) -> dist.Distribution:
-        loc = self.loc(z)
-        return dist.Normal(loc, free_scale(self.raw_scale, self.min_scale, loc.shape))
+    def mean(self, z: torch.Tensor) -> torch.Tensor:
+        return self.loc(z)

@@ -57,6 +57,19 @@ def coverage_table(summary: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def glance_table(summary: pd.DataFrame, nominal: float = 0.9) -> pd.DataFrame:
+    """Coverage of the central ``nominal`` intervals, mean over seeds: a row per model
+    (and ensemble), a column per data set ("-" where not run)."""
+    level = summary[np.isclose(summary["nominal"], nominal)]
+    label = level["model"].where(level["ensemble"] == "none",
+                                 level["model"] + " (" + level["ensemble"] + ")")
+    cells = level.assign(label=label).pivot_table(
+        index="label", columns="dataset", values="coverage", aggfunc="mean", sort=False)
+    cells = cells[list(dict.fromkeys(level["dataset"]))].sort_index()
+    return (cells.map(lambda v: "-" if np.isnan(v) else f"{v:.3f}")
+            .rename_axis(index=f"model, coverage {nominal:.0%}", columns=None).reset_index())
+
+
 def means_table(means: pd.DataFrame) -> pd.DataFrame:
     """Per (data set, model, ensemble), over the columns with missing entries (a complete
     column's interval is the complete data's own and covers its mean by construction):
@@ -105,6 +118,9 @@ def render(out: Path) -> str:
         "# Coverage of multiple imputations under the paper's MNAR mechanism",
         "Made by the commands in `commands.txt` (this folder); settings of the runs "
         "(iterations 0: MICE):\n\n" + to_markdown(settings),
+        "## At a glance\n\nCoverage of the true values by the central 90% intervals "
+        "of the draws, mean over seeds (the tables below give the s.e.).\n\n"
+        + to_markdown(glance_table(summary)),
         "## Intervals for the missing entries\n\nCentral intervals of the m draws of each "
         "missing entry, standardised scale; mean ± s.e. over seeds (`summary.csv`).\n\n"
         + to_markdown(coverage_table(summary, runs)),

@@ -95,9 +95,11 @@ def markdown(cells: pd.DataFrame) -> str:
         lines.append(f"| {label} | " + " | ".join(_cell(row.loc[d]) for d in DATASETS) + " |")
     have = cells["mean"].notna()
     agree = int((cells["differs"] == False).sum())  # noqa: E712 - NaN is neither
+    missing = len(cells) - int(have.sum())
+    left = (f"{missing} of the {len(cells)} cells have no runs yet" if missing
+            else f"every one of the {len(cells)} cells has runs")
     return ("\n".join(lines) + f"\n\n{agree} of the {int(have.sum())} cells with runs agree "
-            f"with the paper (|ours - paper| <= 2 combined s.e. + {MARGIN}); "
-            f"{len(cells) - int(have.sum())} of the {len(cells)} cells have no runs yet.\n")
+            f"with the paper (|ours - paper| <= 2 combined s.e. + {MARGIN}); {left}.\n")
 
 
 def _cell(c: pd.Series) -> str:

@@ -158,3 +158,19 @@ def test_the_coverage_study_resumes_cleanly_and_refuses_other_settings(tmp_path)
                    num_particles=3)
     result, _, _ = train_group([spec], snapshots=k3 / "trained")
     assert result.train_config.num_particles == 3
+
+
+def test_the_glance_table_averages_coverage_over_seeds_per_model_and_data_set():
+    summary = pd.DataFrame({
+        "dataset": ["yeast"] * 4 + ["red"] * 2,
+        "model": ["mice", "mice", "mice", "ppca"] + ["ppca", "ppca"],
+        "ensemble": ["none", "none", "none", "pooled", "none", "none"],
+        "seed": [0, 1, 0, 0, 0, 1],
+        "nominal": [0.9, 0.9, 0.5, 0.9, 0.9, 0.9],
+        "coverage": [0.2, 0.4, 0.99, 0.8, 0.5, 0.7]})
+    table = coverage_report.glance_table(summary).set_index("model, coverage 90%")
+    assert list(table.columns) == ["yeast", "red"]  # data sets in the order they came
+    assert table.loc["mice", "yeast"] == "0.300"  # the 50% row left out
+    assert table.loc["mice", "red"] == "-"
+    assert table.loc["ppca (pooled)", "yeast"] == "0.800"
+    assert table.loc["ppca", "red"] == "0.600" and table.loc["ppca", "yeast"] == "-"

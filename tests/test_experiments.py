@@ -404,7 +404,10 @@ def test_the_paper_table_marks_cells_beyond_two_combined_standard_errors(tmp_pat
                        "--out", str(tmp_path)]) == 0
     text = (tmp_path / "paper_table.md").read_text()
     assert "1 of the 2 cells with runs agree" in text and "**1.30 ± 0.00 (n=5)**" in text
+    assert "64 of the 66 cells have no runs yet" in text
     assert (tmp_path / "paper_table.png").stat().st_size > 0
+    every = paper.paper_cells().assign(mean=1.0, se=0.0, n=5, differs=False)
+    assert "every one of the 66 cells has runs" in paper.markdown(every)
 
 
 def test_mask_accuracy_page_shows_both_accuracies_beside_table_a1(tmp_path):

@@ -88,3 +88,17 @@ def test_the_readme_shows_the_paper_table_as_rendered_from_the_runs():
     assert table == [line for line in fresh.splitlines() if line.startswith("|")]
     assert len(table) == 2 + 11  # header, rule, the paper's eleven rows
     assert "\n".join(table) in README.read_text(encoding="utf-8")
+
+
+def test_the_readme_shows_the_coverage_glance_table_as_rendered_from_the_runs():
+    """The README's coverage table is the one `coverage_report` renders from
+    results/coverage's CSVs."""
+    from notmiwae.experiments import coverage_report
+    from notmiwae.inference.checks import to_markdown
+
+    _, summary, _ = coverage_report.load(README.parent / "results" / "coverage")
+    table = to_markdown(coverage_report.glance_table(summary)).strip()
+    text = README.read_text(encoding="utf-8")
+    start = text.index("<!-- Coverage: results/coverage/README.md -->\n")
+    end = text.index("<!-- end of coverage -->", start)
+    assert text[start:end].split("\n", 1)[1].strip() == table

@@ -107,7 +107,7 @@ def reusable(path: Path, variant: str, args: argparse.Namespace) -> list[dict]:
                 & runs["seed"].isin(range(EVALUATE_SEEDS))
                 & runs["dataset"].isin(args.datasets)]
     same = same.drop_duplicates(["dataset", "seed"], keep="last")  # a re-run replaces
-    return [{"stage": "evaluate", "variant": variant, **row, "reused_from": str(path)}
+    return [{**row, "stage": "evaluate", "variant": variant, "reused_from": str(path)}
             for row in same.to_dict("records")]
 
 

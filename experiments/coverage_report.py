@@ -64,9 +64,10 @@ def glance_table(summary: pd.DataFrame, nominal: float = 0.9) -> pd.DataFrame:
     label = level["model"].where(level["ensemble"] == "none",
                                  level["model"] + " (" + level["ensemble"] + ")")
     cells = level.assign(label=label).pivot_table(
-        index="label", columns="dataset", values="coverage", aggfunc="mean", sort=False)
+        index="label", columns="dataset", values="coverage", aggfunc="mean", sort=False,
+        dropna=False)
     cells = cells[list(dict.fromkeys(level["dataset"]))].sort_index()
-    return (cells.map(lambda v: "-" if np.isnan(v) else f"{v:.3f}")
+    return (cells.apply(lambda column: column.map(lambda v: "-" if np.isnan(v) else f"{v:.3f}"))
             .rename_axis(index=f"model, coverage {nominal:.0%}", columns=None).reset_index())
 
 

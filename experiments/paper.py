@@ -96,7 +96,8 @@ def markdown(cells: pd.DataFrame) -> str:
     have = cells["mean"].notna()
     agree = int((cells["differs"] == False).sum())  # noqa: E712 - NaN is neither
     missing = len(cells) - int(have.sum())
-    left = (f"{missing} of the {len(cells)} cells have no runs yet" if missing
+    left = (f"{missing} of the {len(cells)} cells {'has' if missing == 1 else 'have'} "
+            "no runs yet" if missing
             else f"every one of the {len(cells)} cells has runs")
     return ("\n".join(lines) + f"\n\n{agree} of the {int(have.sum())} cells with runs agree "
             f"with the paper (|ours - paper| <= 2 combined s.e. + {MARGIN}); {left}.\n")

@@ -129,8 +129,10 @@ def test_evaluate_reuses_table_1_runs_of_a_candidate_that_replaces_no_part(tmp_p
     model = beyond.CANDIDATES[beyond.CONTROL][0]
     row = {"dataset": "banknote", "model": model, "iterations": 10, "impute_samples": 10,
            "offset": 0.0, "rmse": 0.5}
-    pd.DataFrame([{**row, "seed": s} for s in range(6)]  # seed 5 is not the evaluation's
+    pd.DataFrame([{**row, "seed": 4, "rmse": 9.0}]  # replaced by seed 4's later run
+                 + [{**row, "seed": s} for s in range(6)]  # seed 5 is not the evaluation's
                  + [{**row, "seed": 0, "offset": 0.5, "rmse": 9.0},
+                    {**row, "seed": 3, "impute_samples": 20, "rmse": 9.0},
                     {**row, "seed": 1, "model": "miwae", "rmse": 9.0},
                     {**row, "seed": 2, "dataset": "red", "iterations": 20, "rmse": 9.0}]
                  ).to_csv(grid / "runs.csv", index=False)

@@ -174,3 +174,7 @@ def test_the_glance_table_averages_coverage_over_seeds_per_model_and_data_set():
     assert table.loc["mice", "red"] == "-"
     assert table.loc["ppca (pooled)", "yeast"] == "0.800"
     assert table.loc["ppca", "red"] == "0.600" and table.loc["ppca", "yeast"] == "-"
+    # a data set whose only rows have no coverage (no missing entry) is still a column
+    empty = summary.tail(1).assign(dataset="white", coverage=np.nan)
+    table = coverage_report.glance_table(pd.concat([summary, empty]))
+    assert list(table["white"]) == ["-", "-", "-"]

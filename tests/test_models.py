@@ -317,3 +317,13 @@ def test_shared_scale_decoders_keep_the_deep_mean_and_a_scale_free_of_z():
         by_hand = (-0.5 * ((x - deep(z).loc) / scale) ** 2 - scale.log()
                    - 0.5 * math.log(2 * math.pi))
         torch.testing.assert_close(per_feature(z).log_prob(x), by_hand)
+
+
+@pytest.mark.parametrize("decoder", ["linear-gaussian", "factor-analysis", "gaussian-shared-scale"])
+def test_free_scale_decoders_list_the_scale_before_the_mean_network(decoder):
+    """A saved optimiser state lists its moments by parameter position; these decoders
+    have always listed raw_scale (the module's own parameter) first, then the mean
+    network, whatever the order of assignment."""
+    names = [n for n, _ in build_model(ModelConfig(n_features=4, decoder=decoder)
+                                       ).decoder.named_parameters()]
+    assert names[0] == "raw_scale" and names[-2:] == ["loc.weight", "loc.bias"]

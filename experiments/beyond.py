@@ -13,6 +13,9 @@ on, in two commands:
 
        python -m notmiwae.experiments.beyond select --seeds 2 --out results/beyond
 
+   ``--round N`` chooses among the candidates of round N (``ROUNDS``; default 1), in
+   its own ``--out`` folder.
+
 2. **evaluate**: the chosen candidate once on the paper's protocol (offset 0, seeds 0-4,
    100,000 iterations, L = 10,000), and beside it, on the same seeds, the ``paper``
    candidate as a control (our own run of the paper's configuration). A data set counts
@@ -59,7 +62,15 @@ CANDIDATES = {
               "not-MIWAE-PPCA self-masking known, the paper's best row on four sets"),
     "factor-analysis": ("notmiwae-ppca:selfmasking_known", {"decoder": "factor-analysis"},
                         "the same with the factor-analysis decoder: one scale per feature"),
+    "deep-shared-scale": ("notmiwae:selfmasking_known", {"decoder": "gaussian-shared-scale"},
+                          "not-MIWAE self-masking known, its deep mean with one scale for "
+                          "all features, free of z"),
+    "deep-feature-scale": ("notmiwae:selfmasking_known", {"decoder": "gaussian-feature-scale"},
+                           "the same with one scale per feature, free of z"),
 }
+# the candidates of each round of selection; a later round is its own --out folder
+ROUNDS = {1: ["paper", "factor-analysis"],
+          2: ["paper", "deep-shared-scale", "deep-feature-scale"]}
 CONTROL = "paper"
 SELECT_OFFSET = 0.5
 EVALUATE_SEEDS = 5
@@ -111,15 +122,17 @@ def reusable(path: Path, variant: str, args: argparse.Namespace) -> list[dict]:
             for row in same.to_dict("records")]
 
 
-def chosen(runs: pd.DataFrame) -> str:
-    """The candidate with the lowest RMSE averaged over the six sets at selection."""
+def chosen(runs: pd.DataFrame, candidates: list[str] | None = None) -> str:
+    """The candidate (of ``candidates``: round 1's by default) with the lowest RMSE
+    averaged over the six sets at selection."""
+    candidates = ROUNDS[1] if candidates is None else candidates
     select = runs[runs["stage"] == "select"]
     if select["rmse"].isna().any():
         r = select[select["rmse"].isna()].iloc[0]
         raise SystemExit(f"{r['variant']} on {r['dataset']}, seed {r['seed']}, has no RMSE; "
                          "remove its row and run the select command again")
     means = select.groupby(["variant", "dataset"])["rmse"].mean().unstack("dataset")
-    means = means.reindex(index=list(CANDIDATES), columns=list(DATASETS))
+    means = means.reindex(index=candidates, columns=list(DATASETS))
     unfinished = sorted(means.index[means.isna().any(axis=1)])
     if unfinished:
         raise SystemExit(f"selection is not finished ({unfinished} lack a data set); "
@@ -160,22 +173,26 @@ def _interval_text(mean: float, low: float, high: float) -> str:
                                        else f"{mean:.3f} [{low:.3f}, {high:.3f}]")
 
 
-def report(runs: pd.DataFrame) -> str:
-    """The README: every candidate at selection, the choice, and the evaluation."""
-    lines = ["# A variant beyond the paper's best row", "",
+def report(runs: pd.DataFrame, round_: int = 1) -> str:
+    """The README: every candidate of the round at selection, the choice, and the
+    evaluation."""
+    candidates = ROUNDS[round_]
+    lines = ["# A variant beyond the paper's best row"
+             + ("" if round_ == 1 else f": round {round_}"), "",
              "Made by `python -m notmiwae.experiments.beyond` (the commands in "
              "`commands.txt`; what each stage does: that module's docstring). "
              "RMSE over the missing entries, standardised scale.", "",
              "## Candidates", ""]
     lines += [f"- `{name}`: {what} (`{model}`"
               + "".join(f", {k} = `{v}`" for k, v in parts.items()) + ")"
-              for name, (model, parts, what) in CANDIDATES.items()]
+              for name, (model, parts, what) in
+              ((name, CANDIDATES[name]) for name in candidates)]
     select = runs[runs["stage"] == "select"]
     lines += ["", f"## Selection: cut-off at mean + {SELECT_OFFSET} sd", "",
               "Mean ± s.e. over seeds; the last column averages the six sets.", "",
               "| candidate | " + " | ".join(DATASETS) + " | average |",
               "|---|" + "---|" * (len(DATASETS) + 1)]
-    for name in CANDIDATES:
+    for name in candidates:
         mine = select[select["variant"] == name]
         cells, means = [], []
         for d in DATASETS:
@@ -187,7 +204,7 @@ def report(runs: pd.DataFrame) -> str:
         average = f"{np.mean(means):.3f}" if not np.isnan(means).any() else "-"
         lines.append(f"| {name} | " + " | ".join(cells) + f" | {average} |")
     try:
-        variant = chosen(runs)
+        variant = chosen(runs, candidates)
     except SystemExit as unfinished:
         return "\n".join(lines + ["", str(unfinished)]) + "\n"
     table = evaluation(runs, variant)
@@ -224,6 +241,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("stage", choices=("select", "evaluate", "report"))
     p.add_argument("--datasets", default=",".join(DATASETS))
+    p.add_argument("--round", type=int, choices=sorted(ROUNDS),
+                   help="the round of candidates (ROUNDS) to choose among (default: the "
+                        "folder's, else 1)")
     p.add_argument("--seeds", type=positive_int, default=2,
                    help="seeds at selection (evaluation always runs seeds 0-4)")
     p.add_argument("--iterations", type=positive_int, default=100_000)
@@ -250,16 +270,21 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     out = Path(args.out)
     path = out / "runs.csv"
+    kept = out / "settings.json"
+    if args.round is None:  # the folder's round (check_settings refuses another)
+        args.round = (json.loads(kept.read_text()).get("round", 1)
+                      if path.exists() and kept.exists() else 1)
     if args.stage != "report":
         runs = pd.read_csv(path) if path.exists() else pd.DataFrame(
             columns=["stage", "variant", "dataset", "seed", "rmse"])
-        variants = list(CANDIDATES) if args.stage == "select" else evaluated(chosen(runs))
-        kept = out / "settings.json"
+        candidates = ROUNDS[args.round]
+        variants = (candidates if args.stage == "select"
+                    else evaluated(chosen(runs, candidates)))
         seeds = (args.seeds if args.stage == "select" or not kept.exists()
                  else json.loads(kept.read_text()).get("select_seeds", args.seeds))
         check_settings(out, {"iterations": args.iterations,
                              "impute_samples": args.impute_samples, "init": "glorot",
-                             "select_seeds": seeds}, {})
+                             "select_seeds": seeds, "round": args.round}, {"round": 1})
         log_command(out, "notmiwae.experiments.beyond", argv)
         done = set(zip(runs["stage"], runs["variant"], runs["dataset"], runs["seed"],
                        strict=True))
@@ -283,7 +308,7 @@ def main(argv: list[str] | None = None) -> int:
             append_rows(path, rows)
     if not path.exists():
         raise SystemExit(f"{path}: no runs yet; run the select command first")
-    text = report(pd.read_csv(path))
+    text = report(pd.read_csv(path), args.round)
     write_text(text, out / "README.md")
     print(text)
     return 0

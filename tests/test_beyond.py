@@ -22,7 +22,7 @@ def test_the_paper_best_row_per_data_set_is_the_issues():
 
 
 def test_the_choice_waits_for_every_candidate_on_every_set_then_takes_the_lowest_average():
-    first, second = list(beyond.CANDIDATES)
+    first, second = beyond.ROUNDS[1]
     low = {d: [0.5, 0.7] for d in DATASETS}
     high = {**{d: [0.4, 0.4] for d in DATASETS[:-1]}, DATASETS[-1]: [2.0, 2.0]}
     partial = pd.concat([runs("select", first, low),
@@ -37,7 +37,7 @@ def test_the_choice_waits_for_every_candidate_on_every_set_then_takes_the_lowest
 
 
 def test_a_set_is_beaten_only_where_the_whole_interval_lies_below_the_paper():
-    variant = list(beyond.CANDIDATES)[1]
+    variant = beyond.ROUNDS[1][1]
     below = [0.70, 0.71, 0.70, 0.71, 0.70]            # breast, best 0.72: all below
     straddles = [0.50, 0.60, 0.55, 0.65, 0.52]        # banknote, 0.57 within the interval
     rounded = [0.766, 0.767, 0.768, 0.767, 0.767]     # yeast, 0.77: below it, not 0.765
@@ -56,7 +56,7 @@ def test_a_set_is_beaten_only_where_the_whole_interval_lies_below_the_paper():
 
 
 def test_the_report_says_the_choice_and_the_count():
-    first, second = list(beyond.CANDIDATES)
+    first, second = beyond.ROUNDS[1]
     select = pd.concat([runs("select", first, {d: [1.0, 1.0] for d in DATASETS}),
                         runs("select", second, {d: [0.9, 0.9] for d in DATASETS})])
     text = beyond.report(select)
@@ -89,7 +89,7 @@ def test_select_then_evaluate_resume_and_refuse_out_of_order(tmp_path, monkeypat
     assert len(calls) == 12 and all(s.offset == 0.5 and len(specs) == 2
                                     for specs, _, _ in calls for s in specs)
     # candidates sharing a model name keep their snapshots apart
-    assert {c[2].name for c in calls} == set(beyond.CANDIDATES)
+    assert {c[2].name for c in calls} == set(beyond.ROUNDS[1])
     assert beyond.main(["select"] + base) == 0 and len(calls) == 12  # resumed: nothing to do
     with pytest.raises(SystemExit, match="select_seeds"):
         beyond.main(["select", "--seeds", "3"] + base)
@@ -106,6 +106,36 @@ def test_select_then_evaluate_resume_and_refuse_out_of_order(tmp_path, monkeypat
     row = next(line for line in text.splitlines() if line.startswith("| white |"))
     assert "| 0.99 |" in row and "| yes |" in row
     assert "Beats the paper's best on 3 of the 6 sets evaluated" in text  # concrete, red, white
+
+
+def test_a_later_round_chooses_among_its_own_candidates_in_its_own_folder(tmp_path,
+                                                                         monkeypatch):
+    calls = []
+
+    def fake_run_group(specs, parts, snapshots, **options):
+        calls.append((specs, parts, snapshots))
+        bonus = 0.2 if parts.get("decoder") == "gaussian-feature-scale" else 0.0
+        return [{"dataset": s.dataset, "model": s.model, "seed": s.seed,
+                 "offset": s.offset, "rmse": 1.0 - bonus} for s in specs]
+
+    monkeypatch.setattr(beyond, "run_group", fake_run_group)
+    base = ["--iterations", "10", "--impute-samples", "10", "--jobs", "1"]
+    first = tmp_path / "round1"
+    assert beyond.main(["select", "--datasets", "banknote", "--out", str(first)] + base) == 0
+    with pytest.raises(SystemExit, match="round 1 -> 2"):
+        beyond.main(["select", "--round", "2", "--out", str(first)] + base)
+    out = tmp_path / "round2"
+    calls.clear()
+    assert beyond.main(["select", "--round", "2", "--out", str(out)] + base) == 0
+    assert {c[2].name for c in calls} == set(beyond.ROUNDS[2]) and len(calls) == 18
+    assert {c[1].get("decoder") for c in calls} == {None, "gaussian-shared-scale",
+                                                    "gaussian-feature-scale"}
+    assert beyond.main(["evaluate", "--out", str(out)] + base) == 0  # the folder's round
+    evaluated = {c[2].name for c in calls[18:]}
+    assert evaluated == {"deep-feature-scale", beyond.CONTROL}
+    text = (out / "README.md").read_text()
+    assert text.startswith("# A variant beyond the paper's best row: round 2")
+    assert "**deep-feature-scale**" in text and "`factor-analysis`" not in text
 
 
 def test_evaluate_with_no_runs_says_what_to_do(tmp_path):

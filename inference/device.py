@@ -49,15 +49,35 @@ def process_pool(workers: int, device: str | torch.device | None = None) -> Proc
 def as_finished(function: Callable, jobs: Sequence[tuple], workers: int,
                 device: str | torch.device | None = None) -> Iterator[tuple[tuple, object]]:
     """(job, function(*job)) for each job, as each finishes: in up to ``workers`` processes
-    (``process_pool``) when there are several jobs, else one after another here."""
+    (``process_pool``) when there are several jobs, else one after another here, in one
+    PyTorch thread as a worker would be (:func:`one_thread`)."""
     if min(workers, len(jobs)) <= 1:
         for job in jobs:
-            yield job, function(*job)
+            with one_thread():
+                result = function(*job)
+            yield job, result
         return
     with process_pool(min(workers, len(jobs)), device) as pool:
         futures = {pool.submit(function, *job): job for job in jobs}
         for future in as_completed(futures):
             yield futures[future], future.result()
+
+
+@contextmanager
+def one_thread() -> Iterator[None]:
+    """One PyTorch thread while inside, as in a worker of :func:`process_pool`; the
+    number before is restored after.
+
+    A run beside other busy processes must not take two threads: their OpenMP threads
+    wait for each other at every operation, spinning while the other is descheduled. On
+    2 cores beside two other jobs a two-replica training step took 60 ms with two
+    threads and 5 ms with one (``results/threads.md``)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 @contextmanager

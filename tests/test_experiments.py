@@ -232,6 +232,18 @@ def test_pool_workers_run_one_pytorch_thread_each():
         assert pool.submit(torch.get_num_threads).result() == 1
 
 
+def test_jobs_run_here_take_one_pytorch_thread_too_and_give_it_back():
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        seen = list(device.as_finished(lambda job: torch.get_num_threads(), [("a",), ("b",)],
+                                       workers=1))
+        assert [threads for _, threads in seen] == [1, 1]
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+
+
 @pytest.mark.parametrize("module", [f"notmiwae.experiments.{name}" for name in (
     "uci", "bench", "export", "masked", "supervised", "compare", "beyond", "best_bound")]
     + ["notmiwae.inference.cli"])

@@ -24,6 +24,12 @@ replicas also impute as one ensemble, pooled and equal (``notmiwae.inference.
 imputation``), with L samples from each replica; its rows have ``ensemble`` set and
 ``seed`` the group's first.
 
+``--sampler nuts`` draws the m imputations of each single run by NUTS on the model's own
+posterior p(z, x^m | x^o, s) instead (``notmiwae.inference.posterior_sampling``; m kept
+draws, every ``--thin``-th after ``--warmup``): where the importance weights are poor,
+this says how much of the coverage the sampler costs. Its RMSE is that of the draws'
+mean, and runs.csv records the chain's effective sample size and R-hat for x^m.
+
 Writes OUT/summary.csv (dataset, model, ensemble, seed, nominal, coverage, width, crps,
 rmse, ...), OUT/means.csv (the pooled column means), OUT/runs.csv (per run: RMSE, CRPS,
 ESS quantiles, seconds); ``notmiwae.experiments.coverage_report`` renders README.md and the
@@ -46,6 +52,7 @@ from sklearn.impute import IterativeImputer
 
 from notmiwae.inference.cli import positive_int
 from notmiwae.inference.imputation import LowEffectiveSampleSize, impute, multiple_impute
+from notmiwae.inference.posterior_sampling import nuts_draws
 from notmiwae.inference.tables import write_csv
 
 from .calibration import crps, interval_scores, pooled_column_means
@@ -91,10 +98,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="the compiled training step and imputation (default: training from "
                    "5,000 iterations on, imputation from 20 million row-samples on)")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
+    p.add_argument("--sampler", default="sir", choices=("sir", "nuts"),
+                   help="how the m imputations are drawn: sir, by importance sampling with "
+                        "L samples (default); nuts, by NUTS on the model's own posterior "
+                        "(notmiwae.inference.posterior_sampling; single runs only)")
+    p.add_argument("--warmup", type=positive_int, default=400,
+                   help="with --sampler nuts: warm-up iterations (default 400)")
+    p.add_argument("--thin", type=positive_int, default=5,
+                   help="with --sampler nuts: keep every THIN-th draw (default 5)")
     p.add_argument("--out", required=True, help="output folder")
     args = p.parse_args(argv)
     if args.draws < 2:
         p.error("--draws must be at least 2 (Rubin's rules pool two or more imputations)")
+    if args.sampler == "nuts" and args.ensembles:
+        p.error("--sampler nuts draws from single runs; leave out --ensembles")
     args.datasets, args.models = split_list(args.datasets), split_list(args.models)
     check_names(p, args.datasets, [m for m in args.models if m != "mice"], trained_only=True)
     return args
@@ -149,6 +166,9 @@ def trained_rows(specs: list[RunSpec], args: argparse.Namespace, folders: list[P
     for spec, group, how in members:
         if (spec.dataset, spec.model, how, spec.seed) in seen:
             continue
+        if args.sampler == "nuts":
+            yield _nuts_row(spec, group[0], xt, mt, x, mask, args, result.seconds / len(specs))
+            continue
         start = time.perf_counter()
         weighting = "pooled" if how == SINGLE else how
         compiled = compile_setting(args)  # "auto": by the imputation's size
@@ -169,6 +189,25 @@ def trained_rows(specs: list[RunSpec], args: argparse.Namespace, folders: list[P
             "ess_below_m": float(np.mean(rows < args.draws)),
             "impute_seconds": time.perf_counter() - start,
             "train_seconds": result.seconds / len(specs)}
+
+
+def _nuts_row(spec: RunSpec, program, xt: torch.Tensor, mt: torch.Tensor, x: np.ndarray,
+              mask: np.ndarray, args: argparse.Namespace, train_seconds: float
+              ) -> tuple[dict, np.ndarray, dict]:
+    """A single run's m draws by NUTS, its RMSE (of the draws' mean, the posterior mean)
+    and the chain's diagnostics for x^m."""
+    start = time.perf_counter()
+    draws, diagnostics = nuts_draws(program, xt, mt, args.draws, args.warmup, args.thin,
+                                    seed=spec.seed)
+    draws = draws.cpu().double().numpy()
+    key = {"dataset": spec.dataset, "model": spec.model, "ensemble": SINGLE,
+           "seed": spec.seed, "replicas": 1}
+    chain = diagnostics["x_missing"]
+    return key, draws, {"rmse": rmse_missing(x, draws.mean(0), mask),
+                        "n_eff_median": chain["n_eff_median"],
+                        "n_eff_p10": chain["n_eff_p10"], "r_hat_max": chain["r_hat_max"],
+                        "impute_seconds": time.perf_counter() - start,
+                        "train_seconds": train_seconds}
 
 
 def run(args: argparse.Namespace) -> None:
@@ -245,9 +284,12 @@ def _keep(out: Path, x: np.ndarray, mask: np.ndarray, draws: np.ndarray, key: di
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     out = Path(args.out)
+    sampler = ({"sampler": "sir"} if args.sampler == "sir" else
+               {"sampler": "nuts", "warmup": args.warmup, "thin": args.thin})
     check_settings(out, {"iterations": args.iterations, "impute_samples": args.impute_samples,
-                         "draws": args.draws, "init": args.init, "particles": args.particles},
-                   {"particles": 20})  # folders begun before --particles: the paper's K
+                         "draws": args.draws, "init": args.init, "particles": args.particles,
+                         **sampler},
+                   {"particles": 20, "sampler": "sir"})  # folders begun before these options
     log_command(out, "notmiwae.experiments.coverage", argv)
     torch.set_num_threads(1)
     run(args)

@@ -12,8 +12,10 @@ from notmiwae.experiments.calibration import (
     interval_scores,
     pooled_column_means,
 )
+from notmiwae.experiments.metrics import rmse_missing
 from notmiwae.experiments.protocol import RunSpec, prepare, train_group
 from notmiwae.inference.imputation import multiple_impute
+from notmiwae.inference.posterior_sampling import nuts_draws
 
 
 def test_central_interval_is_the_quantiles_at_both_tails():
@@ -105,6 +107,29 @@ def test_the_coverage_study_scores_every_run_and_renders(tmp_path):
     table = coverage_report.means_table(means).set_index(["model", "ensemble"])
     assert table.loc[("mice", "none"), "intervals"] == 2 * 2
     assert table.loc[("notmiwae:selfmasking_known", "pooled"), "intervals"] == 2
+
+
+def test_the_coverage_study_draws_by_nuts_when_asked_and_keeps_its_sampler(tmp_path):
+    out = tmp_path / "nuts"
+    args = ["--datasets", "banknote", "--models", "notmiwae:selfmasking_known", "--seeds",
+            "1", "--iterations", "5", "--draws", "3", "--sampler", "nuts", "--warmup", "4",
+            "--thin", "1", "--out", str(out)]
+    with pytest.raises(SystemExit):
+        coverage.parse_args(args + ["--ensembles"])
+    assert coverage.main(args) == 0
+    runs = pd.read_csv(out / "runs.csv")
+    assert list(runs["ensemble"]) == ["none"] and {"n_eff_median", "r_hat_max"} <= set(runs)
+    # the same draws again from the kept group and the seed, scored by hand
+    specs = [RunSpec("banknote", "notmiwae:selfmasking_known", 0, 5, 10_000, init="glorot")]
+    result, xt, mt = train_group(specs, snapshots=out / "trained")
+    draws, _ = nuts_draws(result.replica(0), xt, mt, 3, 4, 1, seed=0)
+    x, mask = prepare("banknote")
+    draws = draws.double().numpy()
+    assert runs["rmse"].iloc[0] == pytest.approx(rmse_missing(x, draws.mean(0), mask))
+    summary = pd.read_csv(out / "summary.csv")
+    assert summary["crps"].iloc[0] == pytest.approx(crps(draws[:, ~mask], x[~mask]).mean())
+    with pytest.raises(SystemExit, match="sampler 'nuts' -> 'sir'"):
+        coverage.main(args[:-8] + ["--out", str(out)])
 
 
 def test_the_coverage_study_resumes_cleanly_and_refuses_other_settings(tmp_path):

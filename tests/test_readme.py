@@ -9,7 +9,8 @@ import pytest
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 SHORTER = {"iterations=20_000": "iterations=30", "iterations=2_000": "iterations=30",
-           "num_samples=1_000": "num_samples=20", "num_samples=10_000": "num_samples=20"}
+           "num_samples=1_000": "num_samples=20", "num_samples=10_000": "num_samples=20",
+           "m=100, warmup=400, thin=5": "m=4, warmup=3, thin=1"}
 
 
 def snippets() -> list[str]:

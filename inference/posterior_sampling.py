@@ -53,7 +53,7 @@ def nuts_draws(program: NotMIWAE, x: torch.Tensor, mask: torch.Tensor, m: int = 
     if seed is not None:
         pyro.set_rng_seed(seed)
     start = _starting_point(program, x, mask, missing)
-    encoded = [name for name in start if name != "x_missing"]
+    encoded = list(program.guide.encoders)
 
     def potential(params: dict[str, torch.Tensor]) -> torch.Tensor:
         values = {name: params[name] for name in encoded}
@@ -75,10 +75,10 @@ def nuts_draws(program: NotMIWAE, x: torch.Tensor, mask: torch.Tensor, m: int = 
     finally:
         for p in frozen:
             p.requires_grad_(True)
-    kept = mcmc.get_samples()["x_missing"][::thin].detach()  # (m, entries)
+    kept = {name: values[::thin].detach() for name, values in mcmc.get_samples().items()}
     draws = x.expand(m, *x.shape).clone()
-    draws[(slice(None), *missing)] = kept
-    return draws.to(home), _diagnostics(mcmc, kernel, thin)
+    draws[(slice(None), *missing)] = kept["x_missing"]  # (m, entries)
+    return draws.to(home), _diagnostics(kept, float(kernel.step_size))
 
 
 def _check_program(program: NotMIWAE) -> None:
@@ -93,20 +93,22 @@ def _check_program(program: NotMIWAE) -> None:
 @torch.no_grad()
 def _starting_point(program: NotMIWAE, x: torch.Tensor, mask: torch.Tensor,
                     missing: tuple[torch.Tensor, ...]) -> dict[str, torch.Tensor]:
-    """Each encoded latent at its encoder's mean, and x^m at the decoder's mean there."""
-    start = {}
-    for name, encoder in program.guide.encoders.items():
-        start[name] = encoder(x.unsqueeze(-2)).mean.clone()
+    """Each encoded latent at the mean of its proposal q(. | x^o) (one run of the guide,
+    which leaves the random state as it was), and x^m at a draw from p(x^m | z) there."""
     with program.unregistered():
-        trace = poutine.trace(poutine.condition(program.model, start)).get_trace(x, mask)
-    mean = trace.nodes["x"]["fn"].mean.expand(x.shape)
-    start["x_missing"] = mean[missing].clone()
+        with torch.random.fork_rng(devices=[x.device] if x.device.type == "cuda" else []):
+            program.guide(x, mask)
+        proposal = program.guide.trace
+        start = {name: proposal.nodes[name]["fn"].mean.clone()
+                 for name in program.guide.encoders}
+        model = poutine.trace(poutine.condition(program.model, start)).get_trace(x, mask)
+    start["x_missing"] = model.nodes[MISSING_SITE]["value"][missing].clone()
     return start
 
 
-def _diagnostics(mcmc: MCMC, kernel: NUTS, thin: int) -> dict:
-    samples = {k: v[::thin] for k, v in mcmc.get_samples().items()}
-    out: dict = {"step_size": float(kernel.step_size)}
+def _diagnostics(samples: dict[str, torch.Tensor], step_size: float) -> dict:
+    """Per site of the kept draws (one chain): n_eff quantiles and the largest R-hat."""
+    out: dict = {"step_size": step_size}
     for name, values in samples.items():
         if len(values) < 4:  # split R-hat needs two halves of two draws
             out[name] = dict.fromkeys(("n_eff_median", "n_eff_p10", "r_hat_max"), np.nan)
